@@ -1,0 +1,33 @@
+"""The one interface every attribution method implements, so evaluation treats them alike."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import Tensor
+
+
+class Attributor(ABC):
+    """Scores each token of a batch for its contribution to the `target` class.
+
+    Implementations take a padded batch and return float32 scores of shape [batch, tokens]
+    (higher = more important), exactly 0 at padding (attention_mask == 0), on the input's device.
+    """
+
+    #: Short name used on the command line, in tables and in plots ("iba", "ig", "lime", ...).
+    name: str = "attributor"
+
+    @abstractmethod
+    def attribute(
+        self,
+        input_ids: Tensor,  # [batch, tokens]
+        attention_mask: Tensor,  # [batch, tokens], 1 = real token
+        target: Tensor,  # [batch], class index to explain
+        token_type_ids: Tensor | None = None,  # [batch, tokens]
+    ) -> Tensor:  # [batch, tokens]
+        ...
+
+
+def mask_padding(scores: Tensor, attention_mask: Tensor) -> Tensor:
+    """Scores as float32 with padding positions set to exactly 0."""
+    return scores.float() * attention_mask.to(scores.device, torch.float32)

