@@ -10,7 +10,14 @@ DATASET ?= imdb
 # paper: the paper's bert-base-uncased at 512 tokens (GPU); cpu: the bundled MiniLM at 128 tokens. Default: by hardware.
 PROFILE ?= $(shell $(PY) -c "import torch; print('paper' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
 
-.PHONY: install test demo finetune clean
+EVAL_DATASETS := imdb agnews rte mnli
+EVAL_FLAGS = --config configs/evaluate/$(DATASET).yaml \
+	$(if $(filter cpu,$(PROFILE)),--config configs/evaluate/cpu.yaml) \
+	$(if $(METHODS),--methods $(METHODS)) $(if $(SAMPLES),--samples $(SAMPLES)) $(if $(LAYER),--layer $(LAYER)) \
+	$(if $(DEVICES),--devices $(DEVICES))
+CHECK_EVAL_DATASET = @case " $(EVAL_DATASETS) " in *" $(DATASET) "*) ;; *) echo "unknown DATASET '$(DATASET)'; valid: $(EVAL_DATASETS)" >&2; exit 2;; esac
+
+.PHONY: install test demo finetune evaluate table1 layer-sweep beta-sweep clean
 
 install: $(STAMP)
 
@@ -24,8 +31,12 @@ $(STAMP): setup.cfg pyproject.toml
 test: install
 	$(PY) -m pytest -q
 
+# The main job on the embedded default: fine-tune (once), explain one review, evaluate 4 methods on 200 reviews.
 demo: install
 	@test -f runs/demo/model/config.json || $(PY) train.py --config configs/finetune/demo.yaml
+	$(PY) attribute.py --checkpoint runs/demo/model --dataset imdb --source bundled --index 0 --layer 3 --out runs/demo/attribution
+	$(PY) evaluate.py --config configs/evaluate/demo.yaml --resume
+	@echo "demo: model runs/demo/model, attribution runs/demo/attribution, evaluation runs/demo/eval (W&B run under runs/demo/eval/wandb)"
 
 finetune: install
 	@case " $(DATASETS) " in *" $(DATASET) "*) ;; *) echo "unknown DATASET '$(DATASET)'; valid: $(DATASETS)" >&2; exit 2;; esac
@@ -36,6 +47,25 @@ finetune: install
 		$(if $(OUT),--export.dirpath $(OUT)) \
 		$(if $(DEVICES),--trainer.devices $(DEVICES)) \
 		$(ARGS)
+
+evaluate: install
+	$(CHECK_EVAL_DATASET)
+	$(PY) evaluate.py $(EVAL_FLAGS) $(ARGS)
+
+# Table 1: every dataset with the paper's settings (needs the fine-tuned models and the data), MNLI twice.
+table1: install
+	for d in $(EVAL_DATASETS); do $(MAKE) --no-print-directory evaluate DATASET=$$d ARGS="--resume $(ARGS)" || exit 1; done
+	$(MAKE) --no-print-directory evaluate DATASET=mnli ARGS="--split test_mismatched --out runs/mnli/eval-mismatched --resume $(ARGS)"
+	{ head -n 1 runs/imdb/eval/table1.csv; for f in runs/{imdb,mnli,agnews,rte}/eval/table1.csv runs/mnli/eval-mismatched/table1.csv; do tail -n +2 $$f; done; } > runs/table1.csv
+	@cat runs/table1.csv
+
+layer-sweep: install
+	$(CHECK_EVAL_DATASET)
+	$(PY) evaluate.py $(EVAL_FLAGS) --config configs/evaluate/layer_sweep.yaml --out runs/$(DATASET)/layer-sweep $(ARGS)
+
+beta-sweep: install
+	$(CHECK_EVAL_DATASET)
+	$(PY) evaluate.py $(EVAL_FLAGS) --config configs/evaluate/beta_sweep.yaml --out runs/$(DATASET)/beta-sweep $(ARGS)
 
 clean:
 	rm -rf runs wandb lightning_logs .pytest_cache

@@ -59,3 +59,25 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is absent")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def keyword_model_dir(tmp_path_factory, tokenizer) -> Path:
+    """A tiny BERT trained on the keyword task (tests/keyword_task.py), saved with the bundled tokenizer.
+
+    The folder holds save_pretrained output of both (config with id2label/label2id), so that it loads
+    with AutoModelForSequenceClassification / AutoTokenizer like any fine-tuned checkpoint.
+    Treat it as read-only: it is shared by the whole session.
+    """
+    from keyword_task import train_keyword_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a few seconds either way; one thread avoids contention on shared CPUs
+    try:
+        model = train_keyword_model(tokenizer)
+    finally:
+        torch.set_num_threads(threads)
+    folder = tmp_path_factory.mktemp("keyword_model")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -31,3 +31,16 @@ class Attributor(ABC):
 def mask_padding(scores: Tensor, attention_mask: Tensor) -> Tensor:
     """Scores as float32 with padding positions set to exactly 0."""
     return scores.float() * attention_mask.to(scores.device, torch.float32)
+
+
+def instance_seed(base_seed: int, real_ids: Tensor) -> int:
+    """A seed for one instance's random draws: the base seed combined with a CRC32 of its real token ids.
+
+    Depends on the instance alone, so results do not change with batching, ordering or the number of devices.
+    """
+    import zlib
+
+    import numpy as np
+
+    data = np.ascontiguousarray(real_ids.detach().cpu().numpy().astype(np.int64)).tobytes()
+    return (int(base_seed) * 1_000_003 + zlib.crc32(data)) % (2**63 - 1)

@@ -1,0 +1,112 @@
+"""The evaluation as a Lightning predict loop: attribution and degradation of every instance, per method."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from lightning_iba.attribution.base import Attributor
+from lightning_iba.evaluation.degradation import SpecialTokens, check_choice, degradation_curve, default_fractions
+from lightning_iba.evaluation.settings import EvaluationSettings
+
+log = logging.getLogger("lightning_iba.evaluation")
+
+
+def select_indices(n: int, samples: int | None, seed: int) -> list[int]:
+    """The instances to evaluate: a seeded sample of the split (sorted), the same for any number of devices."""
+    if samples is None or samples >= n:
+        if samples is not None and samples > n:
+            log.warning("evaluation: --samples %d is larger than the split (%d instances); using all of them", samples, n)
+        return list(range(n))
+    return sorted(np.random.default_rng(seed).permutation(n)[:samples].tolist())
+
+
+@dataclass
+class Instance:
+    index: int  # position in the split
+    id: str
+    label: int
+    input_ids: list[int]
+    token_type_ids: list[int]
+
+
+def collate(instances: list[Instance], pad_id: int) -> dict[str, Any]:
+    """Pads a list of instances to the longest one."""
+    width = max(len(i.input_ids) for i in instances)
+    ids = torch.full((len(instances), width), pad_id, dtype=torch.long)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for row, inst in enumerate(instances):
+        n = len(inst.input_ids)
+        ids[row, :n] = torch.tensor(inst.input_ids)
+        types[row, :n] = torch.tensor(inst.token_type_ids)
+        mask[row, :n] = 1
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "token_type_ids": types,
+        "labels": torch.tensor([i.label for i in instances]),
+        "index": [i.index for i in instances],
+        "id": [i.id for i in instances],
+    }
+
+
+class EvaluationModule(pl.LightningModule):
+    """Wraps the frozen fine-tuned model; each predict step returns one JSON-able record per instance.
+
+    A record holds the instance's index, id, gold label, its original p(y|x), and per method the
+    degradation curve p(y|x') with the top tokens removed ("remove") and with only them kept ("keep").
+    """
+
+    def __init__(self, model: nn.Module, attributors: list[tuple[str, Attributor]], special: SpecialTokens, settings: EvaluationSettings):
+        super().__init__()
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.attributors = attributors
+        self.special = special
+        self.settings = settings
+        check_choice("mode", settings.mode, ("delete", "mask"))
+        check_choice("order", settings.order, ("most", "least"))
+        self.fractions = default_fractions(settings.degradation_steps)
+
+    def _curve(self, batch: dict[str, Any], scores: Tensor, keep: bool) -> Tensor:  # [batch, steps]
+        s = self.settings
+        return degradation_curve(
+            self.model, batch["input_ids"], batch["attention_mask"], batch["labels"], scores, self.special,
+            batch["token_type_ids"], self.fractions, mode=s.mode, order=s.order, keep=keep, batch_size=max(64, s.batch_size * 4),
+        )
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+        with torch.no_grad():
+            probs = self.model(**inputs).logits.float().softmax(-1)
+        original = probs.gather(1, batch["labels"][:, None]).squeeze(1).cpu()
+        remove: dict[str, Tensor] = {}
+        keep: dict[str, Tensor] = {}
+        for name, attributor in self.attributors:
+            with torch.enable_grad():
+                scores = attributor.attribute(batch["input_ids"], batch["attention_mask"], batch["labels"], batch["token_type_ids"])
+            if not torch.isfinite(scores).all():
+                bad = [batch["id"][i] for i in (~torch.isfinite(scores)).any(1).nonzero().flatten().tolist()]
+                raise FloatingPointError(f"method {name} gave non-finite scores for instances {bad}")
+            remove[name] = self._curve(batch, scores, keep=False)
+            keep[name] = self._curve(batch, scores, keep=True)
+        lengths = batch["attention_mask"].sum(1).tolist()
+        return [
+            {
+                "index": int(batch["index"][i]),
+                "id": str(batch["id"][i]),
+                "label": int(batch["labels"][i]),
+                "length": int(lengths[i]),
+                "original_prob": round(float(original[i]), 6),
+                "remove": {m: [round(float(p), 6) for p in c[i]] for m, c in remove.items()},
+                "keep": {m: [round(float(p), 6) for p in c[i]] for m, c in keep.items()},
+            }
+            for i in range(len(lengths))
+        ]

@@ -1,0 +1,36 @@
+"""Logging an evaluation's table and curves to Weights & Biases (offline unless an API key is configured)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lightning_iba.evaluation.report import Report
+from lightning_iba.loggers import wandb_configured
+
+
+def log_to_wandb(report: Report, out: Path, config: dict[str, Any], project: str, name: str) -> str:
+    """One W&B run with the settings as config, Table 1 as a wandb.Table and the curves as a line series.
+
+    Returns the run's local folder (sync an offline one with `wandb sync <folder>`).
+    """
+    import wandb
+
+    run = wandb.init(project=project, name=name, dir=str(out), config=config, job_type="evaluation", mode="online" if wandb_configured() else "offline", reinit="create_new")
+    try:
+        curves = report.curves
+        methods = list(dict.fromkeys(curves["method"]))
+        xs = sorted(curves["fraction"].unique().tolist())
+        ys = [curves[curves["method"] == m].sort_values("fraction")["normalised"].tolist() for m in methods]
+        run.log(
+            {
+                "table1": wandb.Table(dataframe=report.table1),
+                "metrics": wandb.Table(dataframe=report.metrics.reset_index()),
+                "degradation_curve": wandb.plot.line_series(xs=xs, ys=ys, keys=methods, title="Normalised drop of p(y|x') (Figure 1)", xname="fraction of tokens removed"),
+                "curves_png": wandb.Image(str(report.files["curves.png"])),
+            }
+        )
+        for row in report.table1.itertuples(index=False):
+            run.summary[f"drop_11/{row.method}"] = row.drop_11
+        return str(Path(run.dir).parent)
+    finally:
+        run.finish()

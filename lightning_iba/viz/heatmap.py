@@ -1,0 +1,52 @@
+"""Rows x tokens heatmaps (per layer like Figure 3, per beta like Figure 5, or one row) as PNG."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import seaborn as sns
+from matplotlib.figure import Figure  # no pyplot: no global state, renders with Agg
+
+from lightning_iba.errors import LightningIBAError
+from lightning_iba.viz.tokens import ScoreLike, as_array, minmax
+
+
+def save_heatmap(
+    path: str | Path,
+    tokens: Sequence[str],
+    scores: ScoreLike,  # [rows, tokens] or [tokens]
+    row_labels: Sequence[str] | None = None,
+    title: str | None = None,
+    ylabel: str = "",
+    normalise: bool = True,
+    cmap: str = "rocket_r",
+    dpi: int = 120,
+) -> Path:
+    """Heatmap with tokens on the x axis and one row per attribution; rows min-max normalised
+    by default (each row is its own instance-level attribution). Returns the path written."""
+    values = as_array(scores)
+    values = values[None, :] if values.ndim == 1 else values
+    if values.ndim != 2 or values.shape[1] != len(tokens):
+        raise LightningIBAError(f"heatmap needs [rows, {len(tokens)}] scores, got shape {values.shape}")
+    labels = [str(r) for r in (row_labels if row_labels is not None else range(values.shape[0]))]
+    if len(labels) != values.shape[0]:
+        raise LightningIBAError(f"{len(labels)} row labels for {values.shape[0]} rows")
+    shown = minmax(values) if normalise else values
+    fig = Figure(figsize=(max(6.0, 0.32 * len(tokens) + 2), max(1.8, 0.38 * len(labels) + 1.4)))
+    ax = fig.add_subplot()
+    sns.heatmap(
+        np.asarray(shown), ax=ax, cmap=cmap, xticklabels=list(tokens), yticklabels=labels,
+        vmin=0 if normalise else None, vmax=1 if normalise else None,
+        cbar_kws={"label": "normalised score" if normalise else "score"},
+    )
+    ax.tick_params(axis="x", labelrotation=90)
+    ax.tick_params(axis="y", labelrotation=0)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, format="png")
+    return path

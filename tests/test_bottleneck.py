@@ -1,0 +1,279 @@
+"""The building blocks of IBA: the bottleneck module, the encoder access helpers and the estimators."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import make_tiny_bert
+from lightning_iba.attribution.bottleneck import InformationBottleneck
+from lightning_iba.attribution.encoder import (
+    capture_hidden_states,
+    find_encoder,
+    full_forward,
+    replace_after_layer,
+    run_from_layer,
+)
+from lightning_iba.attribution.estimators import (
+    STATISTICS_FILENAME,
+    DatasetEstimator,
+    ReferenceEstimator,
+    get_estimator,
+    load_or_fit,
+)
+from lightning_iba.errors import LightningIBAError
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # The test machine is shared; one intra-op thread avoids OpenMP spin contention.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def padded_batch(vocab: int = 100, lengths=(7, 5, 3), seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, vocab, (len(lengths), max(lengths)), generator=generator)
+    mask = torch.zeros_like(ids)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1
+    return ids * mask, mask
+
+
+# ---- bottleneck ------------------------------------------------------------------------------------
+
+
+def test_kl_matches_the_closed_form_and_ignores_padding():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4)  # [batch, tokens, hidden], K = 1
+    mean, std = torch.randn(4), torch.rand(4) + 0.5
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    bottleneck = InformationBottleneck(mean, std, mask)
+    with torch.no_grad():
+        bottleneck.alpha.normal_()
+        bottleneck(x, eps=torch.zeros_like(x))
+    lamb = torch.sigmoid(bottleneck.alpha.detach())
+    signal = lamb * (x - mean) / std
+    var = (1 - lamb) ** 2
+    expected = -0.5 * (1 + var.log() - signal**2 - var)
+    expected[1, 2] = 0
+    torch.testing.assert_close(bottleneck.kl, expected)
+    torch.testing.assert_close(bottleneck.token_information(), expected.sum(-1))
+    torch.testing.assert_close(bottleneck.information_loss(), torch.stack([expected[0].mean(), expected[1, :2].mean()]))
+
+
+def test_copies_are_contiguous_rows_sharing_alpha():
+    torch.manual_seed(1)
+    batch, copies = 2, 3
+    x = torch.randn(batch, 4, 5).repeat_interleave(copies, 0)  # [batch*K, tokens, hidden]
+    eps = torch.randn_like(x)
+    mean, std = torch.zeros(5), torch.ones(5)
+    bottleneck = InformationBottleneck(mean, std, torch.ones(batch, 4))
+    with torch.no_grad():
+        bottleneck.alpha.copy_(torch.randn(batch, 4, 5))
+        z = bottleneck(x, eps)
+    lamb = torch.sigmoid(bottleneck.alpha.detach()).repeat_interleave(copies, 0)
+    torch.testing.assert_close(z, lamb * x + (1 - lamb) * eps)
+
+
+def test_sampling_log_variance_is_clamped_but_kl_is_not_and_stays_finite():
+    x = torch.zeros(1, 1, 1)
+    bottleneck = InformationBottleneck(torch.zeros(1), torch.ones(1), torch.ones(1, 1), initial_alpha=20.0)
+    with torch.no_grad():
+        z = bottleneck(x, eps=torch.ones_like(x))
+    # unclamped noise std would be 1 - sigmoid(20) ~ 2e-9; the clamp at log-variance -10 makes it e^-5
+    assert z.item() == pytest.approx(math.exp(-5), rel=1e-4)
+    # the KL keeps the exact log-variance 2 log(1 - sigmoid(20)) ~ -40, finite even where float32 sigmoid(20) == 1
+    assert bottleneck.kl.item() == pytest.approx(-0.5 * (1 - 40.0), rel=1e-4)
+
+
+def test_padding_passes_through_and_gets_no_gradient():
+    x = torch.randn(1, 3, 2)
+    bottleneck = InformationBottleneck(torch.zeros(2), torch.ones(2), torch.tensor([[1, 1, 0]]))
+    z = bottleneck(x, eps=torch.randn_like(x))
+    assert torch.equal(z[0, 2], x[0, 2])
+    (z.sum() + bottleneck.information_loss().sum()).backward()
+    assert torch.all(bottleneck.alpha.grad[0, 2] == 0)
+    assert torch.all(bottleneck.alpha.grad[0, :2] != 0)
+
+
+def test_per_instance_statistics_broadcast_per_instance():
+    torch.manual_seed(2)
+    x = torch.randn(2, 3, 4).repeat_interleave(2, 0)
+    mean = torch.randn(2, 3, 4)  # [batch, tokens, hidden], as the reference estimator gives
+    std = torch.full((2, 3, 4), 0.5)
+    bottleneck = InformationBottleneck(mean, std, torch.ones(2, 3))
+    with torch.no_grad():
+        z = bottleneck(x, eps=torch.zeros_like(x))
+    lamb = torch.sigmoid(torch.tensor(5.0))
+    expected = lamb * x + (1 - lamb) * mean.repeat_interleave(2, 0)
+    torch.testing.assert_close(z, expected)
+
+
+# ---- encoder ---------------------------------------------------------------------------------------
+
+
+def tiny_models():
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
+
+    torch.manual_seed(0)
+    return {
+        "bert": make_tiny_bert(vocab_size=100, layers=3),
+        "distilbert": DistilBertForSequenceClassification(
+            DistilBertConfig(vocab_size=100, dim=32, n_layers=3, n_heads=4, hidden_dim=64)
+        ).eval(),
+        "roberta": RobertaForSequenceClassification(
+            RobertaConfig(vocab_size=100, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64)
+        ).eval(),
+    }
+
+
+@pytest.mark.parametrize("name", ["bert", "distilbert", "roberta"])
+def test_suffix_from_cached_states_equals_full_forward(name):
+    model = tiny_models()[name]
+    ids, mask = padded_batch()
+    layers_before = find_encoder(model).layers
+    with torch.no_grad():
+        states, logits = capture_hidden_states(model, ids, mask)
+        reference = full_forward(model, ids, mask)
+        assert len(states) == find_encoder(model).num_layers + 1
+        for layer in range(find_encoder(model).num_layers):
+            out = run_from_layer(model, layer, states[layer + 1], ids, mask)
+            torch.testing.assert_close(out, reference, atol=1e-5, rtol=0)
+    torch.testing.assert_close(logits, reference)
+    assert find_encoder(model).layers is layers_before
+
+
+def test_captured_states_follow_the_hidden_states_convention():
+    model = make_tiny_bert(vocab_size=100)
+    ids, mask = padded_batch()
+    with torch.no_grad():
+        states, _ = capture_hidden_states(model, ids, mask)
+        expected = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    assert len(states) == len(expected)
+    for ours, theirs in zip(states, expected):
+        torch.testing.assert_close(ours, theirs)
+
+
+def test_capture_can_stop_after_a_layer():
+    model = make_tiny_bert(vocab_size=100)
+    ids, mask = padded_batch()
+    ran = []
+    model.bert.encoder.layer[2].register_forward_hook(lambda *args: ran.append(2))
+    with torch.no_grad():
+        full, _ = capture_hidden_states(model, ids, mask)
+        ran.clear()
+        partial, logits = capture_hidden_states(model, ids, mask, upto=1)
+    assert logits is None and ran == [], "layers above `upto` must not run"
+    assert len(partial) == 3
+    for ours, reference in zip(partial, full):
+        torch.testing.assert_close(ours, reference)
+
+
+def test_suffix_swap_is_undone_when_the_forward_fails():
+    model = make_tiny_bert(vocab_size=100)
+    embeddings, layers = model.bert.embeddings, model.bert.encoder.layer
+    ids, mask = padded_batch()
+    with pytest.raises(RuntimeError):
+        run_from_layer(model, 1, torch.zeros(3, 7, 5), ids, mask)  # wrong hidden size
+    assert model.bert.embeddings is embeddings and model.bert.encoder.layer is layers
+
+
+def test_replace_after_layer_hook_is_removed():
+    model = make_tiny_bert(vocab_size=100)
+    ids, mask = padded_batch()
+    with torch.no_grad():
+        reference = full_forward(model, ids, mask)
+        with replace_after_layer(model, 2, lambda x: torch.zeros_like(x)):
+            changed = full_forward(model, ids, mask)
+        after = full_forward(model, ids, mask)
+    assert not torch.allclose(changed, reference)
+    torch.testing.assert_close(after, reference)
+    assert all(not layer._forward_hooks for layer in model.bert.encoder.layer)
+
+
+def test_unrecognised_encoder_is_a_clear_error():
+    class NoLayers(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 2)
+
+    with pytest.raises(LightningIBAError, match="cannot find the encoder layers of NoLayers"):
+        find_encoder(NoLayers())
+
+
+# ---- estimators ------------------------------------------------------------------------------------
+
+
+def test_dataset_estimator_streams_exact_statistics_over_real_tokens():
+    model = make_tiny_bert(vocab_size=100, layers=2)
+    batches = [dict(zip(("input_ids", "attention_mask"), padded_batch(lengths=lengths, seed=s)))
+               for s, lengths in enumerate([(7, 5, 3), (4, 6), (2,)])]
+    estimator = DatasetEstimator().fit(model, batches, max_length=7)
+    with torch.no_grad():
+        outputs = [capture_hidden_states(model, b["input_ids"], b["attention_mask"])[0] for b in batches]
+    for layer in range(2):
+        real = torch.cat([o[layer + 1][b["attention_mask"].bool()] for o, b in zip(outputs, batches)]).double()
+        torch.testing.assert_close(estimator.mean[layer], real.mean(0).float())
+        torch.testing.assert_close(estimator.std[layer], real.std(0, unbiased=False).float())
+    assert estimator.metadata["num_texts"] == 6
+    assert estimator.metadata["num_tokens"] == 27
+    assert estimator.metadata["max_length"] == 7
+
+
+def test_dataset_estimator_floors_std_and_round_trips(tmp_path):
+    estimator = DatasetEstimator(torch.zeros(2, 3), torch.ones(2, 3), {"model": "m", "num_texts": 4})
+    model = make_tiny_bert(vocab_size=100, layers=1, hidden=8)
+    ids = torch.full((2, 3), 7)  # identical tokens at identical positions: zero variance everywhere
+    fitted = DatasetEstimator(min_std=1e-3).fit(model, [{"input_ids": ids, "attention_mask": torch.ones_like(ids)}])
+    assert torch.all(fitted.std >= 1e-3)
+    path = estimator.save(tmp_path / "stats.pt")
+    loaded = DatasetEstimator.load(path)
+    assert torch.equal(loaded.mean, estimator.mean) and torch.equal(loaded.std, estimator.std)
+    assert loaded.metadata == {"model": "m", "num_texts": 4}
+
+
+def test_load_or_fit_computes_once_and_reuses_the_cache(tmp_path, tokenizer):
+    model = make_tiny_bert(layers=2)
+    model.save_pretrained(tmp_path)
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    first = load_or_fit(model, ["a short text", "another, longer piece of text"], tokenizer, max_length=16)
+    assert (tmp_path / STATISTICS_FILENAME).is_file()
+    again = load_or_fit(model)  # no texts: must come from the cache
+    assert torch.equal(first.mean, again.mean) and again.metadata["num_texts"] == 2
+    assert again.metadata["max_length"] == 16
+
+
+def test_load_or_fit_without_texts_or_cache_is_a_clear_error(tmp_path):
+    with pytest.raises(LightningIBAError, match="needs texts"):
+        load_or_fit(make_tiny_bert(), model_dir=tmp_path)
+
+
+def test_statistics_for_another_model_shape_are_rejected():
+    estimator = DatasetEstimator(torch.zeros(2, 8), torch.ones(2, 8))
+    with pytest.raises(LightningIBAError, match="2 layers x 8 hidden"):
+        estimator.statistics(0, torch.zeros(1, 3, 32), torch.zeros(1, 3, 32), torch.ones(1, 3))
+
+
+def test_reference_estimator_uses_the_tensor_entering_the_layer():
+    hidden_in, hidden_out = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    mean, std = ReferenceEstimator().statistics(1, hidden_in, hidden_out, torch.ones(2, 3))
+    assert torch.equal(mean, hidden_in)
+    assert torch.allclose(std, torch.full_like(hidden_in, math.sqrt(1e-5)))
+
+
+def test_get_estimator_by_name_object_or_error():
+    assert isinstance(get_estimator("dataset"), DatasetEstimator)
+    assert isinstance(get_estimator("reference"), ReferenceEstimator)
+    custom = ReferenceEstimator()
+    assert get_estimator(custom) is custom
+    with pytest.raises(LightningIBAError, match="unknown estimator 'median'; valid: dataset, reference"):
+        get_estimator("median")
+    with pytest.raises(LightningIBAError, match="statistics"):
+        get_estimator(object())

@@ -1,0 +1,128 @@
+"""evaluate.py end to end on the keyword task: faithfulness, DDP = 1 process, kill + resume = uninterrupted, W&B, bad input."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import REPO
+from keyword_task import make_keyword_texts
+from lightning_iba.evaluation.cli import main
+
+COMMON = ["--dataset", "imdb", "--source", "local", "--max_length", "32", "--layer", "1", "--estimator_texts", "64", "--batch_size", "4"]
+
+
+@pytest.fixture(scope="module")
+def keyword_data(tmp_path_factory) -> Path:
+    """The keyword task written as aclImdb/{train,test}/{pos,neg}/*.txt."""
+    root = tmp_path_factory.mktemp("keyword_data")
+    for split, seed, n in (("train", 11, 80), ("test", 12, 60)):
+        for i, (text, label) in enumerate(make_keyword_texts(n, seed=seed)):
+            folder = root / "aclImdb" / split / ("pos" if label else "neg")
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{i}_{9 if label else 2}.txt").write_text(text)
+    return root
+
+
+@pytest.fixture
+def checkpoint(keyword_model_dir, tmp_path) -> Path:
+    """A private copy of the keyword model (the dataset estimator caches its statistics in the folder)."""
+    return Path(shutil.copytree(keyword_model_dir, tmp_path / "model"))
+
+
+def args(checkpoint: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return ["--checkpoint", str(checkpoint), "--data_dir", str(data), "--out", str(out), *COMMON, *extra]
+
+
+def run_script(argv: list[str], **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "evaluate.py", *argv], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_iba_beats_random_through_the_whole_pipeline(checkpoint, keyword_data, tmp_path):
+    report = main(args(checkpoint, keyword_data, tmp_path / "eval", "--methods", "iba,random", "--samples", "40", "--no_wandb"))
+    table = pd.read_csv(tmp_path / "eval" / "table1.csv")
+    assert list(table.columns) == ["method", "dataset", "n", "original_prob", "drop_11"]
+    drops = table.set_index("method")["drop_11"]
+    assert list(table["n"]) == [40, 40]
+    assert drops["iba"] > drops["random"] + 0.2, table  # removing the keyword first flips the prediction
+    for name in ("table1.md", "curves.csv", "curves.png", "metrics.csv", "settings.json"):
+        assert (tmp_path / "eval" / name).is_file(), name
+    curves = pd.read_csv(tmp_path / "eval" / "curves.csv")
+    assert set(curves["method"]) == {"iba", "random"} and len(curves) == 20
+    assert report.metrics.loc["iba", "comprehensiveness"] > report.metrics.loc["random", "comprehensiveness"]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_equals_one_process(checkpoint, keyword_data, tmp_path):
+    extra = ["--methods", "iba,random,occlusion", "--samples", "24", "--iba_steps", "4", "--no_wandb", "--accelerator", "cpu"]
+    main(args(checkpoint, keyword_data, tmp_path / "one", *extra))
+    proc = run_script(args(checkpoint, keyword_data, tmp_path / "two", *extra, "--devices", "2"))
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert len(list((tmp_path / "two" / "shards").glob("rank-*.jsonl"))) == 2  # both ranks wrote their share
+    for name in ("table1.csv", "curves.csv", "metrics.csv"):
+        assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text(), name
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_table(checkpoint, keyword_data, tmp_path):
+    extra = ["--methods", "iba,random", "--samples", "32", "--iba_steps", "4", "--no_wandb", "--batch_size", "2"]
+    main(args(checkpoint, keyword_data, tmp_path / "whole", *extra))
+    # The statistics are cached now, so the killed run starts attributing at once.
+    proc = run_script(args(checkpoint, keyword_data, tmp_path / "killed", *extra), start_new_session=True)
+    shard = tmp_path / "killed" / "shards" / "rank-0.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and (not shard.exists() or shard.read_text().count("\n") < 4):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    lines = shard.read_text().count("\n")
+    assert 4 <= lines < 32, f"the run was not killed mid-way ({lines} lines)"
+    with shard.open("a") as fh:
+        fh.write('{"index": 3, "id": "cut sho')  # a record cut short by the kill
+    with pytest.raises(SystemExit):
+        main(args(checkpoint, keyword_data, tmp_path / "killed", *extra))  # without --resume: refused
+    main(args(checkpoint, keyword_data, tmp_path / "killed", *extra, "--resume"))
+    for name in ("table1.csv", "curves.csv"):
+        assert (tmp_path / "whole" / name).read_text() == (tmp_path / "killed" / name).read_text(), name
+    records = [json.loads(l) for l in shard.read_text().splitlines() if l.startswith('{"index"') and l.endswith("}")]
+    assert len({r["index"] for r in records}) == 32
+
+
+def test_offline_wandb_run_holds_table_and_curve(checkpoint, keyword_data, tmp_path):
+    report = main(args(checkpoint, keyword_data, tmp_path / "eval", "--methods", "random,occlusion", "--samples", "8"))
+    run_dir = report.files["wandb"]
+    assert run_dir.name.startswith("offline-run-"), run_dir
+    tables = {p.name.split("_")[0] for p in (run_dir / "files" / "media" / "table").rglob("*.table.json")}
+    assert {"table1", "degradation"} <= tables, tables
+    curve = next((run_dir / "files" / "media" / "table").rglob("degradation_curve*.table.json"))
+    assert "occlusion" in curve.read_text() and "random" in curve.read_text()
+    assert b"estimator_texts" in next(run_dir.glob("run-*.wandb")).read_bytes()  # the settings went in as config
+
+
+def test_bad_input(checkpoint, keyword_data, tmp_path, capsys, caplog):
+    def error_in(out: Path, *extra: str) -> str:
+        with pytest.raises(SystemExit) as info:
+            main(args(checkpoint, keyword_data, out, "--no_wandb", *extra))
+        assert info.value.code == 2
+        return capsys.readouterr().err
+
+    error = lambda *extra: error_in(tmp_path / "bad", *extra)  # noqa: E731
+
+    assert "unknown method 'shap'; valid: iba, ig, lime, random" in error("--methods", "iba,shap")
+    assert "has 2 labels but dataset agnews has 4" in error("--methods", "random", "--dataset", "agnews")
+    assert "layer 9 is out of range; valid: 0..3" in error("--methods", "iba", "--layer", "9")
+    main(args(checkpoint, keyword_data, tmp_path / "first", "--methods", "random", "--samples", "500", "--no_wandb"))
+    assert "--samples 500 is larger than the split (60 instances); using all of them" in caplog.text
+    assert pd.read_csv(tmp_path / "first" / "table1.csv")["n"].tolist() == [60]
+    err = error_in(tmp_path / "first", "--methods", "random", "--samples", "30", "--resume")
+    assert "--resume with different settings" in err and "samples: 500 -> 30" in err
