@@ -26,15 +26,6 @@ from lightning_iba.attribution.estimators import (
 from lightning_iba.errors import LightningIBAError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The test machine is shared; one intra-op thread avoids OpenMP spin contention.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def padded_batch(vocab: int = 100, lengths=(7, 5, 3), seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, vocab, (len(lengths), max(lengths)), generator=generator)

@@ -20,16 +20,19 @@ from lightning_iba.evaluation.cli import main
 COMMON = ["--dataset", "imdb", "--source", "local", "--max_length", "32", "--layer", "1", "--estimator_texts", "64", "--batch_size", "4"]
 
 
-@pytest.fixture(scope="module")
-def keyword_data(tmp_path_factory) -> Path:
+def write_keyword_aclimdb(root: Path) -> Path:
     """The keyword task written as aclImdb/{train,test}/{pos,neg}/*.txt."""
-    root = tmp_path_factory.mktemp("keyword_data")
     for split, seed, n in (("train", 11, 80), ("test", 12, 60)):
         for i, (text, label) in enumerate(make_keyword_texts(n, seed=seed)):
             folder = root / "aclImdb" / split / ("pos" if label else "neg")
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{i}_{9 if label else 2}.txt").write_text(text)
     return root
+
+
+@pytest.fixture(scope="module")
+def keyword_data(tmp_path_factory) -> Path:
+    return write_keyword_aclimdb(tmp_path_factory.mktemp("keyword_data"))
 
 
 @pytest.fixture

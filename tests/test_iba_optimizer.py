@@ -15,15 +15,6 @@ from lightning_iba.errors import LightningIBAError
 LENGTHS = (9, 4, 7, 2, 6, 3)  # mixed lengths; batch_size 4 gives chunks padded to 9 and to 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The test machine is shared; one intra-op thread avoids OpenMP spin contention.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def batch(lengths=LENGTHS, width: int | None = None, vocab: int = 200, seed: int = 0):
     """Right-padded ids/mask/token types (a second segment in longer rows), padded to `width` columns."""
     generator = torch.Generator().manual_seed(seed)

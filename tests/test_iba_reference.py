@@ -24,15 +24,6 @@ SENTENCES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The test machine is shared; one intra-op thread avoids OpenMP spin contention.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def published_iba(model, input_ids: torch.Tensor, target: int, layer: int, beta: float = 1e-5,
                   steps: int = 10, samples: int = 10, lr: float = 1.0, seed: int = 0) -> torch.Tensor:
     """Plain re-implementation of the published per-instance IBA; returns per-token information [tokens]."""

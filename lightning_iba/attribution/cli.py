@@ -11,7 +11,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from lightning_iba.errors import LightningIBAError, exit_on_user_error
 from lightning_iba.finetune import setup_logging
-from lightning_iba.models.loading import DEMO_MODEL_DIR, load_finetuned
+from lightning_iba.models.loading import default_checkpoint, load_finetuned
 
 log = logging.getLogger("lightning_iba.attribution")
 
@@ -24,7 +24,7 @@ def default_layer(num_layers: int) -> int:
 def parser() -> ArgumentParser:
     p = ArgumentParser(prog="attribute.py", description="Explain one prediction with an information bottleneck (SPEC §1-2).")
     p.add_argument("--config", action=ActionConfigFile, help="YAML with any of these keys (configs/attribute/)")
-    p.add_argument("--checkpoint", type=str, default=str(DEMO_MODEL_DIR), help="fine-tuned model folder (default: the demo's)")
+    p.add_argument("--checkpoint", type=str | None, default=None, help="fine-tuned model folder (default: runs/demo/model, else runs/imdb/model)")
     p.add_argument("--text", type=str | None, default=None, help="the text to explain")
     p.add_argument("--text-pair", type=str | None, default=None, help="second segment, for sentence-pair tasks")
     p.add_argument("--dataset", type=str | None, default=None, help="take the instance from a dataset instead of --text")
@@ -127,6 +127,8 @@ def explain(args) -> dict[str, Any]:
     from lightning_iba.viz.html import save_html_examples
     from lightning_iba.viz.terminal import render_terminal
 
+    if args.checkpoint is None:
+        args.checkpoint = str(default_checkpoint())
     model, tokenizer, task = load_finetuned(args.checkpoint)
     text, pair, gold = _instance(args, task)
     max_length = args.max_length or int(getattr(model.config, "lightning_iba_max_length", None) or 512)

@@ -15,6 +15,19 @@ log = logging.getLogger("lightning_iba.models")
 BUNDLED_MODEL = "bundled-minilm"
 #: Where `make demo` puts its fine-tuned model; attribution and evaluation default to it.
 DEMO_MODEL_DIR = Path("runs/demo/model")
+#: Where the default checkpoint is looked for, in order: the demo's, then `make finetune DATASET=imdb`'s.
+DEFAULT_CHECKPOINTS = (DEMO_MODEL_DIR, Path("runs/imdb/model"))
+
+
+def default_checkpoint() -> Path:
+    """The first fine-tuned model folder that exists among DEFAULT_CHECKPOINTS."""
+    for candidate in DEFAULT_CHECKPOINTS:
+        if (candidate / "config.json").is_file():
+            return candidate
+    raise ModelLoadError(
+        f"no fine-tuned model at {' or '.join(map(str, DEFAULT_CHECKPOINTS))}; run `make demo` or "
+        "`make finetune DATASET=imdb` first, or pass --checkpoint DIR"
+    )
 
 
 class ModelLoadError(LightningIBAError):

@@ -9,6 +9,7 @@ import seaborn as sns
 from matplotlib.figure import Figure  # no pyplot: no global state, renders with Agg
 
 from lightning_iba.evaluation.metrics import mean_curves, normalised_curves
+from lightning_iba.viz.figures import save_png
 
 
 def save_curves(
@@ -33,11 +34,7 @@ def save_curves(
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png")
-    return path
+    return save_png(fig, path, dpi)
 
 
 def save_degradation_plot(path: str | Path, frame: pd.DataFrame, normalised: bool = True, title: str | None = None) -> Path:

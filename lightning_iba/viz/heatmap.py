@@ -8,6 +8,8 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure  # no pyplot: no global state, renders with Agg
 
+from lightning_iba.viz.figures import save_png
+
 from lightning_iba.errors import LightningIBAError
 from lightning_iba.viz.tokens import ScoreLike, as_array, minmax
 
@@ -45,8 +47,4 @@ def save_heatmap(
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png")
-    return path
+    return save_png(fig, path, dpi)
