@@ -37,15 +37,15 @@ def merged_records(out: Path, indices: Sequence[int]) -> list[dict[str, Any]]:
     return [records[i] for i in sorted(records)]
 
 
-def frames(records: list[dict[str, Any]], methods: Sequence[str], steps: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Long remove- and keep-frames (see metrics) for `methods`, in that order."""
+def frames(records: list[dict[str, Any]], methods: Sequence[str], steps: int) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Long remove- and keep-frames (see metrics) for `methods`, in that order; no keep-frame without sufficiency."""
     fractions = np.linspace(0.0, 1.0, steps)
     ids = [r["index"] for r in records]
     labels = [r["label"] for r in records]
     build = lambda key: pd.concat(  # noqa: E731
         [curves_frame(m, np.array([r[key][m] for r in records]), fractions, ids, labels) for m in methods], ignore_index=True
     )
-    return build("remove"), build("keep")
+    return build("remove"), (build("keep") if records and records[0]["keep"] else None)
 
 
 def write_report(out: Path, dataset: str, methods: Sequence[str], records: list[dict[str, Any]], steps: int, title: str) -> Report:

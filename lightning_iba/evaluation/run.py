@@ -60,7 +60,8 @@ class EvaluationModule(pl.LightningModule):
     """Wraps the frozen fine-tuned model; each predict step returns one JSON-able record per instance.
 
     A record holds the instance's index, id, gold label, its original p(y|x), and per method the
-    degradation curve p(y|x') with the top tokens removed ("remove") and with only them kept ("keep").
+    degradation curve p(y|x') with the top tokens removed ("remove") and, with `sufficiency`, with
+    only them kept ("keep").
     """
 
     def __init__(self, model: nn.Module, attributors: list[tuple[str, Attributor]], special: SpecialTokens, settings: EvaluationSettings):
@@ -96,7 +97,8 @@ class EvaluationModule(pl.LightningModule):
                 bad = [batch["id"][i] for i in (~torch.isfinite(scores)).any(1).nonzero().flatten().tolist()]
                 raise FloatingPointError(f"method {name} gave non-finite scores for instances {bad}")
             remove[name] = self._curve(batch, scores, keep=False)
-            keep[name] = self._curve(batch, scores, keep=True)
+            if self.settings.sufficiency:
+                keep[name] = self._curve(batch, scores, keep=True)
         lengths = batch["attention_mask"].sum(1).tolist()
         return [
             {

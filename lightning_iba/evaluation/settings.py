@@ -43,6 +43,7 @@ class EvaluationSettings:
     mode: str = "delete"  # delete | mask
     order: str = "most"  # most | least
     degradation_steps: int = 10
+    sufficiency: bool = True  # also the keep-only-the-top-tokens curves (ERASER sufficiency; doubles degradation)
     # sweeps (Figures 2a/4 and 2b/5)
     sweep: str | None = None  # layer | beta
     betas: str = "1e-7,1e-6,1e-5,1e-4"
