@@ -65,6 +65,14 @@ def test_heatmap_png(tmp_path):
         save_heatmap(tmp_path / "bad.png", TOKENS, rows[:, :3])
 
 
+def test_long_heatmap_wraps_into_panels(tmp_path):
+    tokens = [f"t{i}" for i in range(130)]
+    scores = np.random.default_rng(1).random(130)
+    wide_w, wide_h = _png(save_heatmap(tmp_path / "wide.png", tokens, scores, wrap=None))
+    wrapped_w, wrapped_h = _png(save_heatmap(tmp_path / "wrapped.png", tokens, scores, wrap=48))
+    assert wrapped_w < wide_w / 2 and wrapped_h > 2 * wide_h  # three panels of 48 tokens instead of one strip
+
+
 def test_curve_plots_png(tmp_path):
     f = np.linspace(0, 1, 10)
     a = torch.tensor(np.stack([0.9 - 0.8 * f, 0.8 - 0.6 * f]))
