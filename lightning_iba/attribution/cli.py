@@ -10,6 +10,7 @@ import torch
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from lightning_iba.errors import LightningIBAError, exit_on_user_error
+from lightning_iba.evaluation.settings import parse_betas
 from lightning_iba.finetune import setup_logging
 from lightning_iba.models.loading import default_checkpoint, load_finetuned
 
@@ -45,16 +46,6 @@ def parser() -> ArgumentParser:
     p.add_argument("--max-length", type=int | None, default=None, help="default: the checkpoint's fine-tuning max_length, else 512")
     p.add_argument("--out", type=str, default="runs/attribute")
     return p
-
-
-def _betas(spec: str) -> list[float]:
-    try:
-        values = [float(b) for b in str(spec).split(",") if b.strip()]
-    except ValueError:
-        raise LightningIBAError(f"--beta must be a number or comma-separated numbers, got {spec!r}") from None
-    if not values:
-        raise LightningIBAError("--beta is empty")
-    return values
 
 
 def _layers(spec: str | None, single: int | None, num_layers: int) -> list[int]:
@@ -108,14 +99,12 @@ def _estimator(args, model, tokenizer, task: str | None, max_length: int):
         return get_estimator(args.estimator)
     texts = None
     if not statistics_path(args.checkpoint).is_file():
-        from lightning_iba.data.sources import load_splits
+        from lightning_iba.data.sources import load_splits, sample_texts
 
         name = args.dataset or task
         if name is None:
             raise LightningIBAError("the dataset estimator needs training texts: pass --dataset, or use --estimator reference")
-        train = load_splits(name, args.source, args.data_dir)["train"].shuffle(seed=0)
-        train = train.select(range(min(args.estimator_texts, len(train))))
-        texts = list(zip(train["text"], train["text_pair"])) if "text_pair" in train.column_names else list(train["text"])
+        texts = sample_texts(load_splits(name, args.source, args.data_dir)["train"], args.estimator_texts, seed=0)
         log.info("attribute: fitting the dataset estimator on %d %s training texts (cached in %s)", len(texts), name, args.checkpoint)
     return load_or_fit(model, texts, tokenizer, max_length=max_length, model_dir=args.checkpoint)
 
@@ -142,7 +131,7 @@ def explain(args) -> dict[str, Any]:
     target = _target(args.target, model, gold if gold is not None else predicted)
 
     num_layers = model.config.num_hidden_layers
-    layers, betas = _layers(args.layers, args.layer, num_layers), _betas(args.beta)
+    layers, betas = _layers(args.layers, args.layer, num_layers), parse_betas(args.beta, "--beta")
     if len(layers) > 1 and len(betas) > 1:
         raise LightningIBAError("give several layers (--layers) or several betas (--beta), not both")
     estimator = _estimator(args, model, tokenizer, task, max_length)

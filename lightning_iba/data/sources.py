@@ -288,3 +288,8 @@ def _int_label(value: str, f: Path, i: int) -> int:
 def _natural_key(stem: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", stem)]
 
+
+def sample_texts(split: Dataset, n: int, seed: int) -> list:
+    """`n` texts of a split (pairs as (text, text_pair) tuples), drawn with `seed`: what estimators are fitted on."""
+    rows = split.shuffle(seed=seed).select(range(min(n, len(split))))
+    return list(zip(rows["text"], rows["text_pair"])) if "text_pair" in rows.column_names else list(rows["text"])

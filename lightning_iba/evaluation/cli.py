@@ -13,7 +13,7 @@ from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 from torch.utils.data import DataLoader
 
 from lightning_iba.attribution.base import Attributor
-from lightning_iba.data.sources import load_splits
+from lightning_iba.data.sources import load_splits, sample_texts
 from lightning_iba.data.tasks import get_task
 from lightning_iba.errors import LightningIBAError, exit_on_user_error
 from lightning_iba.evaluation.degradation import SpecialTokens
@@ -46,10 +46,10 @@ def first_process() -> bool:
     return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", "0"))) == 0
 
 
-def build_attributors(s: EvaluationSettings, model, tokenizer, train_texts: list) -> list[tuple[str, Attributor]]:
+def build_attributors(s: EvaluationSettings, model, tokenizer, train_split) -> list[tuple[str, Attributor]]:
     """(label, method) pairs: the chosen methods, or the variants of a layer or beta sweep."""
     from lightning_iba.attribution.activations import ActivationScores
-    from lightning_iba.attribution.estimators import get_estimator, load_or_fit
+    from lightning_iba.attribution.estimators import get_estimator, load_or_fit, statistics_path
     from lightning_iba.attribution.optimizer import BottleneckOptimizer
     from lightning_iba.attribution.registry import build_attributor, parse_methods
 
@@ -57,7 +57,9 @@ def build_attributors(s: EvaluationSettings, model, tokenizer, train_texts: list
     needs_iba = "iba" in methods or s.sweep is not None
     estimator = get_estimator(s.estimator)
     if needs_iba and s.estimator == "dataset":
-        estimator = load_or_fit(model, train_texts, tokenizer, max_length=s.max_length or 512, model_dir=s.checkpoint)
+        cached = statistics_path(s.checkpoint).is_file()
+        texts = None if cached else sample_texts(train_split, s.estimator_texts, s.seed)
+        estimator = load_or_fit(model, texts, tokenizer, max_length=s.max_length or 512, model_dir=s.checkpoint)
     iba = lambda **kw: BottleneckOptimizer(  # noqa: E731
         model, **{"layer": s.layer, "beta": s.beta, "steps": s.iba_steps, "lr": s.iba_lr, "samples": s.iba_samples,
                   "estimator": estimator, "batch_size": s.batch_size, "seed": s.seed, "precision": s.precision, **kw}
@@ -96,9 +98,7 @@ def main(args: list[str] | None = None) -> Report | None:
         raise LightningIBAError(f"dataset {task.name} has no split {s.split!r}; valid: {', '.join(splits)}")
     indices = select_indices(len(splits[s.split]), s.samples, s.seed)
 
-    train = splits["train"].shuffle(seed=s.seed).select(range(min(s.estimator_texts, len(splits["train"]))))
-    train_texts = list(zip(train["text"], train["text_pair"])) if task.is_pair else list(train["text"])
-    attributors = build_attributors(s, model, tokenizer, train_texts)  # validates every method option first
+    attributors = build_attributors(s, model, tokenizer, splits["train"])  # validates every method option first
     labels = [name for name, _ in attributors]
     module = EvaluationModule(model, attributors, SpecialTokens.from_tokenizer(tokenizer), s)
 

@@ -69,13 +69,7 @@ class EvaluationSettings:
 
     @property
     def beta_values(self) -> list[float]:
-        try:
-            values = [float(b) for b in self.betas.split(",") if b.strip()]
-        except ValueError:
-            raise LightningIBAError(f"betas must be comma-separated numbers, got {self.betas!r}") from None
-        if not values or any(b <= 0 for b in values):
-            raise LightningIBAError(f"betas must be positive numbers, got {self.betas!r}")
-        return values
+        return parse_betas(self.betas, "betas")
 
     def identity(self) -> dict[str, Any]:
         """The settings that determine the results: a resumed run must match them exactly."""
@@ -84,6 +78,17 @@ class EvaluationSettings:
         keep = {k: v for k, v in dataclasses.asdict(self).items() if k not in execution or k == "precision"}
         keep["checkpoint"] = str(Path(self.checkpoint).resolve())
         return keep
+
+
+def parse_betas(spec: str, name: str) -> list[float]:
+    """Comma-separated positive numbers ("1e-6,1e-5"), or a one-line error naming the option `name`."""
+    try:
+        values = [float(b) for b in str(spec).split(",") if b.strip()]
+    except ValueError:
+        raise LightningIBAError(f"{name} must be comma-separated numbers, got {spec!r}") from None
+    if not values or any(b <= 0 for b in values):
+        raise LightningIBAError(f"{name} must be positive numbers, got {spec!r}")
+    return values
 
 
 def check_resumable(out: Path, identity: dict[str, Any], resume: bool) -> None:
