@@ -10,6 +10,9 @@ DATASET ?= imdb
 # paper: the paper's bert-base-uncased at 512 tokens (GPU); cpu: the bundled MiniLM at 128 tokens. Default: by hardware.
 PROFILE ?= $(shell $(PY) -c "import torch; print('paper' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
 
+# the demo's evaluation: 128 tokens (under 20 min on 2 cores); configs/evaluate/demo_256.yaml is the longer-text one
+DEMO_EVAL ?= configs/evaluate/demo.yaml
+
 EVAL_DATASETS := imdb agnews rte mnli
 EVAL_FLAGS = --config configs/evaluate/$(DATASET).yaml \
 	$(if $(filter cpu,$(PROFILE)),--config configs/evaluate/cpu.yaml) \
@@ -35,8 +38,8 @@ test: install
 demo: install
 	@test -f runs/demo/model/config.json || $(PY) train.py --config configs/finetune/demo.yaml
 	$(PY) attribute.py --checkpoint runs/demo/model --dataset imdb --source bundled --index 0 --layer 3 --out runs/demo/attribution
-	$(PY) evaluate.py --config configs/evaluate/demo.yaml --resume
-	@echo "demo: model runs/demo/model, attribution runs/demo/attribution, evaluation runs/demo/eval (W&B run under runs/demo/eval/wandb)"
+	$(PY) evaluate.py --config $(DEMO_EVAL) --resume
+	@echo "demo: model runs/demo/model, attribution runs/demo/attribution, evaluation $$(sed -n 's/^out: *//p' $(DEMO_EVAL)) (W&B run in its wandb/ folder)"
 
 finetune: install
 	@case " $(DATASETS) " in *" $(DATASET) "*) ;; *) echo "unknown DATASET '$(DATASET)'; valid: $(DATASETS)" >&2; exit 2;; esac
