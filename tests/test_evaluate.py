@@ -129,3 +129,19 @@ def test_bad_input(checkpoint, keyword_data, tmp_path, capsys, caplog):
     assert pd.read_csv(tmp_path / "first" / "table1.csv")["n"].tolist() == [60]
     err = error_in(tmp_path / "first", "--methods", "random", "--samples", "30", "--resume")
     assert "--resume with different settings" in err and "samples: 500 -> 30" in err
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "configs" / "evaluate").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_evaluation_config_is_valid(config):
+    """Each shipped config parses (no unknown keys) and names methods, estimator and dataset that exist."""
+    from lightning_iba.attribution.estimators import get_estimator
+    from lightning_iba.attribution.registry import parse_methods
+    from lightning_iba.data.tasks import get_task
+    from lightning_iba.evaluation.cli import parse
+
+    settings = parse(["--config", str(config)])
+    assert parse_methods(settings.methods)
+    get_estimator(settings.estimator)
+    if settings.dataset is not None:
+        get_task(settings.dataset)
+    assert settings.beta_values

@@ -123,3 +123,24 @@ def test_hub_model_offline_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match="cannot download model 'no-such-org/no-such-model'.*bundled-minilm"):
         load_pretrained_classifier("no-such-org/no-such-model", ("a", "b"))
+
+
+@pytest.mark.parametrize(
+    "configs",
+    [[p.name] for p in sorted((REPO / "configs" / "finetune").glob("*.yaml")) if p.name != "cpu.yaml"] + [["imdb.yaml", "cpu.yaml"]],
+    ids=lambda names: "+".join(names),
+)
+def test_every_finetune_config_parses(configs, capsys):
+    """Each shipped config (and the cpu overlay) is accepted by the CLI and names a known dataset."""
+    import yaml
+
+    from lightning_iba.data.tasks import get_task
+    from lightning_iba.finetune import FinetuneCLI
+
+    args = [a for name in configs for a in ("--config", str(REPO / "configs" / "finetune" / name))]
+    with pytest.raises(SystemExit) as exit_info:
+        FinetuneCLI(SequenceClassifier, TextClassificationDataModule, run=False, args=[*args, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    get_task(printed["data"]["dataset"])
+    assert printed["trainer"]["max_epochs"] or printed["trainer"]["max_steps"] > 0
