@@ -10,8 +10,10 @@ DATASET ?= imdb
 # paper: the paper's bert-base-uncased at 512 tokens (GPU); cpu: the bundled MiniLM at 128 tokens. Default: by hardware.
 PROFILE ?= $(shell $(PY) -c "import torch; print('paper' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
 
-# the demo's evaluation: 128 tokens (under 20 min on 2 cores); configs/evaluate/demo_256.yaml is the longer-text one
-DEMO_EVAL ?= configs/evaluate/demo.yaml
+# the demo's evaluation is configs/evaluate/demo.yaml (128 tokens, under 20 min on 2 cores); DEMO_EVAL layers
+# another config over it, e.g. configs/evaluate/demo_256.yaml (longer texts)
+DEMO_EVAL ?=
+DEMO_EVAL_CONFIGS = configs/evaluate/demo.yaml $(DEMO_EVAL)
 
 EVAL_DATASETS := imdb agnews rte mnli
 EVAL_FLAGS = --config configs/evaluate/$(DATASET).yaml \
@@ -38,8 +40,8 @@ test: install
 demo: install
 	@test -f runs/demo/model/config.json || $(PY) train.py --config configs/finetune/demo.yaml
 	$(PY) attribute.py --checkpoint runs/demo/model --dataset imdb --source bundled --index 0 --layer 3 --out runs/demo/attribution
-	$(PY) evaluate.py --config $(DEMO_EVAL) --resume
-	@echo "demo: model runs/demo/model, attribution runs/demo/attribution, evaluation $$(sed -n 's/^out: *//p' $(DEMO_EVAL)) (W&B run in its wandb/ folder)"
+	$(PY) evaluate.py $(foreach c,$(DEMO_EVAL_CONFIGS),--config $(c)) --resume
+	@echo "demo: model runs/demo/model, attribution runs/demo/attribution, evaluation $$(sed -n 's/^out: *//p' $(DEMO_EVAL_CONFIGS) | tail -1) (W&B run in its wandb/ folder)"
 
 finetune: install
 	@case " $(DATASETS) " in *" $(DATASET) "*) ;; *) echo "unknown DATASET '$(DATASET)'; valid: $(DATASETS)" >&2; exit 2;; esac

@@ -62,10 +62,12 @@ def main(argv: list[str] | None = None) -> dict:
     model, tokenizer, task = load_finetuned(args.checkpoint)
     splits = load_splits(args.dataset or task or "imdb", args.source)
     rows = splits[args.split].select(select_indices(len(splits[args.split]), args.n, args.seed))
-    estimator = load_or_fit(model, sample_texts(splits["train"], 1000, args.seed), tokenizer, max_length=args.max_length,
-                            model_dir=args.checkpoint)
-    special = SpecialTokens.from_tokenizer(tokenizer)
     methods = args.methods.split(",")
+    estimator = None
+    if any(m.startswith("iba") for m in methods):
+        texts = lambda: sample_texts(splits["train"], 1000, args.seed)  # noqa: E731 (sampled only if not cached)
+        estimator = load_or_fit(model, texts, tokenizer, max_length=args.max_length, model_dir=args.checkpoint)
+    special = SpecialTokens.from_tokenizer(tokenizer)
     attributors = {m: build(m, model, tokenizer, estimator, args) for m in methods}
     original, degraded, seconds = [], {m: [] for m in methods}, dict.fromkeys(methods, 0.0)
     for start in range(0, len(rows), args.batch_size):

@@ -239,6 +239,15 @@ def test_load_or_fit_computes_once_and_reuses_the_cache(tmp_path, tokenizer):
     again = load_or_fit(model)  # no texts: must come from the cache
     assert torch.equal(first.mean, again.mean) and again.metadata["num_texts"] == 2
     assert again.metadata["max_length"] == 16
+    lazy = load_or_fit(model, lambda: pytest.fail("texts were sampled although the statistics are cached"))
+    assert torch.equal(first.mean, lazy.mean)
+
+
+def test_load_or_fit_calls_a_texts_function_only_to_fit(tmp_path, tokenizer):
+    calls = []
+    texts = lambda: calls.append(1) or ["a short text", "another, longer piece of text"]  # noqa: E731
+    fitted = load_or_fit(make_tiny_bert(layers=2), texts, tokenizer, max_length=16, model_dir=tmp_path)
+    assert calls == [1] and fitted.metadata["num_texts"] == 2 and (tmp_path / STATISTICS_FILENAME).is_file()
 
 
 def test_load_or_fit_without_texts_or_cache_is_a_clear_error(tmp_path):

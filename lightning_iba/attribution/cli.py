@@ -93,12 +93,12 @@ def _instance(args, task: str | None) -> tuple[str, str | None, int | None]:
 
 def _estimator(args, model, tokenizer, task: str | None, max_length: int):
     """The estimator object; the dataset one is fitted once on training texts and cached with the checkpoint."""
-    from lightning_iba.attribution.estimators import get_estimator, load_or_fit, statistics_path
+    from lightning_iba.attribution.estimators import get_estimator, load_or_fit
 
     if args.estimator != "dataset":
         return get_estimator(args.estimator)
-    texts = None
-    if not statistics_path(args.checkpoint).is_file():
+
+    def training_texts() -> list:  # only called when the statistics are not cached yet
         from lightning_iba.data.sources import load_splits, sample_texts
 
         name = args.dataset or task
@@ -106,7 +106,9 @@ def _estimator(args, model, tokenizer, task: str | None, max_length: int):
             raise LightningIBAError("the dataset estimator needs training texts: pass --dataset, or use --estimator reference")
         texts = sample_texts(load_splits(name, args.source, args.data_dir)["train"], args.estimator_texts, seed=0)
         log.info("attribute: fitting the dataset estimator on %d %s training texts (cached in %s)", len(texts), name, args.checkpoint)
-    return load_or_fit(model, texts, tokenizer, max_length=max_length, model_dir=args.checkpoint)
+        return texts
+
+    return load_or_fit(model, training_texts, tokenizer, max_length=max_length, model_dir=args.checkpoint)
 
 
 def explain(args) -> dict[str, Any]:

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -199,11 +199,13 @@ def statistics_path(model_dir: str | Path) -> Path:
     return Path(model_dir) / STATISTICS_FILENAME
 
 
-def load_or_fit(model: nn.Module, texts: Sequence | None = None, tokenizer: Any = None, max_length: int = 128,
-                batch_size: int = 32, model_dir: str | Path | None = None) -> DatasetEstimator:
+def load_or_fit(model: nn.Module, texts: Sequence | Callable[[], Sequence] | None = None, tokenizer: Any = None,
+                max_length: int = 128, batch_size: int = 32, model_dir: str | Path | None = None) -> DatasetEstimator:
     """Dataset statistics from `<model_dir>/iba_statistics.pt`; computed from `texts` and saved there if absent.
 
-    `model_dir` defaults to the folder the model was loaded from.
+    `texts` may be a function returning them, called only when the statistics must be fitted (so a
+    cached run never loads or samples a training split). `model_dir` defaults to the folder the
+    model was loaded from.
     """
     folder = Path(model_dir) if model_dir is not None else model_directory(model)
     path = statistics_path(folder) if folder is not None else None
@@ -213,6 +215,8 @@ def load_or_fit(model: nn.Module, texts: Sequence | None = None, tokenizer: Any 
         estimator = DatasetEstimator.load(path)
         estimator.check_compatible(encoder.num_layers, hidden or int(estimator.mean.shape[1]))  # type: ignore[union-attr]
         return estimator
+    if callable(texts):
+        texts = texts()
     if texts is None:
         where = f" and there is no {path}" if path is not None else " and the model has no folder to cache them in"
         raise LightningIBAError(f"the dataset estimator needs texts to fit on{where}")

@@ -49,7 +49,7 @@ def first_process() -> bool:
 def build_attributors(s: EvaluationSettings, model, tokenizer, train_split) -> list[tuple[str, Attributor]]:
     """(label, method) pairs: the chosen methods, or the variants of a layer or beta sweep."""
     from lightning_iba.attribution.activations import ActivationScores
-    from lightning_iba.attribution.estimators import get_estimator, load_or_fit, statistics_path
+    from lightning_iba.attribution.estimators import get_estimator, load_or_fit
     from lightning_iba.attribution.optimizer import BottleneckOptimizer
     from lightning_iba.attribution.registry import build_attributor, parse_methods
 
@@ -57,8 +57,7 @@ def build_attributors(s: EvaluationSettings, model, tokenizer, train_split) -> l
     needs_iba = "iba" in methods or s.sweep is not None
     estimator = get_estimator(s.estimator)
     if needs_iba and s.estimator == "dataset":
-        cached = statistics_path(s.checkpoint).is_file()
-        texts = None if cached else sample_texts(train_split, s.estimator_texts, s.seed)
+        texts = lambda: sample_texts(train_split, s.estimator_texts, s.seed)  # noqa: E731 (sampled only if not cached)
         estimator = load_or_fit(model, texts, tokenizer, max_length=s.max_length or 512, model_dir=s.checkpoint)
     iba = lambda **kw: BottleneckOptimizer(  # noqa: E731
         model, **{"layer": s.layer, "beta": s.beta, "steps": s.iba_steps, "lr": s.iba_lr, "samples": s.iba_samples,
