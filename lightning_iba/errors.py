@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 F = TypeVar("F", bound=Callable)
 
@@ -38,3 +38,9 @@ def exit_on_user_error(main: F) -> F:
             raise SystemExit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def check_choice(kind: str, value: str, valid: Sequence[str]) -> None:
+    """Raise UnknownNameError unless `value` is one of `valid`."""
+    if value not in valid:
+        raise UnknownNameError(kind, value, list(valid))

@@ -5,7 +5,7 @@ import netrc
 import os
 from pathlib import Path
 
-from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 
 def wandb_configured() -> bool:
@@ -29,3 +29,10 @@ class AutoWandbLogger(WandbLogger):
         if kwargs.get("save_dir"):
             Path(kwargs["save_dir"]).mkdir(parents=True, exist_ok=True)
         super().__init__(offline=offline, **kwargs)
+
+
+class RunCSVLogger(CSVLogger):
+    """CSVLogger whose folder a config may leave null: the fine-tuning command fills in the run's root."""
+
+    def __init__(self, save_dir: str | None = None, name: str = "csv", **kwargs):
+        super().__init__(save_dir=save_dir or ".", name=name, **kwargs)

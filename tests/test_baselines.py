@@ -1,8 +1,6 @@
 """Baseline attribution methods (SPEC §5) and the method registry."""
 from __future__ import annotations
 
-import sys
-import types
 from types import SimpleNamespace
 
 import pytest
@@ -243,20 +241,11 @@ def test_parse_methods_and_options(model, tokenizer):
         build_attributor("ig", model, tokenizer, n_stepz=3)
 
 
-def test_iba_is_built_lazily_with_its_options_forwarded(monkeypatch, model, tokenizer):
-    fake = types.ModuleType("lightning_iba.attribution.optimizer")
+def test_iba_is_built_with_its_options_forwarded_and_unknown_ones_refused(model, tokenizer):
+    from lightning_iba.attribution.optimizer import BottleneckOptimizer
 
-    class BottleneckOptimizer(Attributor):
-        name = "iba"
-
-        def __init__(self, model, **options):
-            self.model, self.options = model, options
-
-        def attribute(self, input_ids, attention_mask, target, token_type_ids=None):
-            raise NotImplementedError
-
-    fake.BottleneckOptimizer = BottleneckOptimizer
-    monkeypatch.setitem(sys.modules, "lightning_iba.attribution.optimizer", fake)
-    iba = build_attributor("iba", model, tokenizer, layer=1, beta=1e-5, estimator="reference")
+    iba = build_attributor("iba", model, tokenizer, layer=1, beta=1e-4, steps=3, estimator="reference")
     assert isinstance(iba, BottleneckOptimizer) and iba.model is model
-    assert iba.options == {"layer": 1, "beta": 1e-5, "estimator": "reference"}
+    assert (iba.layer, iba.beta, iba.steps) == (1, 1e-4, 3)
+    with pytest.raises(LightningIBAError, match="method 'iba'.*unexpected keyword argument 'n_steps'"):
+        build_attributor("iba", model, tokenizer, n_steps=3)

@@ -16,13 +16,8 @@ from lightning_iba.attribution.encoder import (
     replace_after_layer,
     run_from_layer,
 )
-from lightning_iba.attribution.estimators import (
-    STATISTICS_FILENAME,
-    DatasetEstimator,
-    ReferenceEstimator,
-    get_estimator,
-    load_or_fit,
-)
+from lightning_iba.attribution.estimators import DatasetEstimator, ReferenceEstimator, get_estimator
+from lightning_iba.attribution.statistics_cache import StatisticsKey, load_or_fit, statistics_file
 from lightning_iba.errors import LightningIBAError
 
 
@@ -228,31 +223,48 @@ def test_dataset_estimator_floors_std_and_round_trips(tmp_path):
     assert loaded.metadata == {"model": "m", "num_texts": 4}
 
 
-def test_load_or_fit_computes_once_and_reuses_the_cache(tmp_path, tokenizer):
+def _key(**changes) -> StatisticsKey:
+    base = dict(model="sha256:0", num_layers=2, max_length=16, task="imdb", source="bundled", split="train", texts=2, seed=0)
+    return StatisticsKey(**{**base, **changes})
+
+
+TEXTS = ["a short text", "another, longer piece of text"]
+
+
+def test_cached_statistics_are_fitted_once_and_reused_for_the_same_key(tmp_path, tokenizer, caplog):
     model = make_tiny_bert(layers=2)
-    model.save_pretrained(tmp_path)
-    from transformers import AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
-    first = load_or_fit(model, ["a short text", "another, longer piece of text"], tokenizer, max_length=16)
-    assert (tmp_path / STATISTICS_FILENAME).is_file()
-    again = load_or_fit(model)  # no texts: must come from the cache
-    assert torch.equal(first.mean, again.mean) and again.metadata["num_texts"] == 2
-    assert again.metadata["max_length"] == 16
-    lazy = load_or_fit(model, lambda: pytest.fail("texts were sampled although the statistics are cached"))
-    assert torch.equal(first.mean, lazy.mean)
+    first = load_or_fit(model, _key(), TEXTS, tokenizer, tmp_path)
+    assert statistics_file(tmp_path, _key()).is_file()
+    again = load_or_fit(model, _key(), lambda: pytest.fail("texts were sampled although the statistics are cached"), tokenizer, tmp_path)
+    assert torch.equal(first.mean, again.mean) and again.metadata["num_texts"] == 2 and again.metadata["max_length"] == 16
 
 
-def test_load_or_fit_calls_a_texts_function_only_to_fit(tmp_path, tokenizer):
+@pytest.mark.parametrize("change", [{"max_length": 32}, {"model": "sha256:1"}, {"texts": 1}, {"seed": 1}, {"split": "validation"}, {"task": "rte"}, {"source": "local"}])
+def test_any_change_of_the_key_refits_and_says_so(tmp_path, tokenizer, caplog, change):
+    model = make_tiny_bert(layers=2)
+    load_or_fit(model, _key(), TEXTS, tokenizer, tmp_path)
     calls = []
-    texts = lambda: calls.append(1) or ["a short text", "another, longer piece of text"]  # noqa: E731
-    fitted = load_or_fit(make_tiny_bert(layers=2), texts, tokenizer, max_length=16, model_dir=tmp_path)
-    assert calls == [1] and fitted.metadata["num_texts"] == 2 and (tmp_path / STATISTICS_FILENAME).is_file()
+    caplog.set_level("INFO", logger="lightning_iba.attribution")
+    refit = load_or_fit(model, _key(**change), lambda: calls.append(1) or TEXTS[: change.get("texts", 2)], tokenizer, tmp_path)
+    assert calls == [1], "statistics fitted for other settings were reused"
+    name, value = next(iter(change.items()))
+    assert any("no cached statistics match" in r.message and name in r.message for r in caplog.records)
+    assert refit.metadata["key"][name] == value
+    assert len(list(tmp_path.glob("iba_statistics-*.pt"))) == 2  # both fits kept, each under its own key
 
 
-def test_load_or_fit_without_texts_or_cache_is_a_clear_error(tmp_path):
+def test_a_statistics_file_with_another_key_inside_is_not_trusted(tmp_path, tokenizer):
+    model = make_tiny_bert(layers=2)
+    load_or_fit(model, _key(max_length=32), TEXTS, tokenizer, tmp_path)
+    statistics_file(tmp_path, _key(max_length=32)).rename(statistics_file(tmp_path, _key()))  # renamed by hand
+    calls = []
+    load_or_fit(model, _key(), lambda: calls.append(1) or TEXTS, tokenizer, tmp_path)
+    assert calls == [1]
+
+
+def test_load_or_fit_without_texts_is_a_clear_error(tmp_path, tokenizer):
     with pytest.raises(LightningIBAError, match="needs texts"):
-        load_or_fit(make_tiny_bert(), model_dir=tmp_path)
+        load_or_fit(make_tiny_bert(), _key(num_layers=4), [], tokenizer, tmp_path)
 
 
 def test_statistics_for_another_model_shape_are_rejected():

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from lightning_iba.errors import LightningIBAError, UnknownNameError
-from lightning_iba.evaluation.degradation import SpecialTokens, degradation_curve, degrade, default_fractions
+from lightning_iba.data.tokens import SpecialTokens
+from lightning_iba.evaluation.degradation import DegradationSettings, degradation_curve, degrade, fraction_grid, headline_index
 
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
 SPECIAL = SpecialTokens(pad_id=PAD, mask_id=MASK, special_ids=(PAD, CLS, SEP, MASK))
@@ -85,7 +86,7 @@ TARGET = torch.tensor([1, 0, 1])
 @pytest.mark.parametrize("order", ["most", "least"])
 def test_curve_equals_hand_computed(mode, order):
     ids, mask, types, scores = batch()
-    fractions = default_fractions()
+    fractions = torch.tensor(DegradationSettings().grid)
     got = degradation_curve(BagModel(), ids, mask, TARGET, scores, SPECIAL, types, fractions, mode=mode, order=order)
     assert got.shape == (3, 10) and got.dtype == torch.float32
     for i in range(3):
@@ -176,3 +177,17 @@ def test_special_tokens_from_real_tokenizer(tokenizer):
     assert special.pad_id == tokenizer.pad_token_id and special.mask_id == tokenizer.mask_token_id
     assert tokenizer.cls_token_id in special.special_ids and tokenizer.sep_token_id in special.special_ids
     assert tokenizer.unk_token_id not in special.special_ids  # [UNK] stands for real text
+
+
+def test_fraction_grid_and_headline():
+    assert fraction_grid(10)[1] == pytest.approx(1 / 9) and len(fraction_grid(10)) == 10
+    assert headline_index(fraction_grid(10), 0.11) == 1
+    assert DegradationSettings().headline_name == "drop_11" and DegradationSettings().headline_step == 1
+    assert DegradationSettings(fractions=[0.0, 0.05, 0.1, 1.0], headline=0.05).headline_step == 1
+    with pytest.raises(LightningIBAError, match=r"headline fraction 0.11 is not on the fraction grid \[0, 0.5, 1\]"):
+        DegradationSettings(fractions=3)
+    for bad in (1, [0.5, 1.0], [0.0, 0.6, 0.4], [0.0, 1.5]):
+        with pytest.raises(LightningIBAError, match="fractions must"):
+            fraction_grid(bad)
+    with pytest.raises(UnknownNameError, match="unknown token count 'some'"):
+        DegradationSettings(count="some")

@@ -15,9 +15,9 @@ import pytest
 
 from conftest import REPO
 from keyword_task import make_keyword_texts
-from lightning_iba.evaluation.cli import main
+from lightning_iba.cli.evaluate import main
 
-COMMON = ["--dataset", "imdb", "--source", "local", "--max_length", "32", "--layer", "1", "--estimator_texts", "64", "--batch_size", "4"]
+COMMON = ["--dataset", "imdb", "--source", "local", "--max_length", "32", "--layer", "1", "--estimator.texts", "64", "--batch_size", "4"]
 
 
 def write_keyword_aclimdb(root: Path) -> Path:
@@ -51,7 +51,7 @@ def run_script(argv: list[str], **kwargs) -> subprocess.Popen:
 
 
 def test_iba_beats_random_through_the_whole_pipeline(checkpoint, keyword_data, tmp_path):
-    report = main(args(checkpoint, keyword_data, tmp_path / "eval", "--methods", "iba,random", "--samples", "40", "--no_wandb"))
+    report = main(args(checkpoint, keyword_data, tmp_path / "eval", "--methods", "iba,random", "--instances", "40", "--wandb", "false"))
     table = pd.read_csv(tmp_path / "eval" / "table1.csv")
     assert list(table.columns) == ["method", "dataset", "n", "original_prob", "drop_11"]
     drops = table.set_index("method")["drop_11"]
@@ -66,7 +66,7 @@ def test_iba_beats_random_through_the_whole_pipeline(checkpoint, keyword_data, t
 
 @pytest.mark.slow
 def test_two_process_ddp_equals_one_process(checkpoint, keyword_data, tmp_path):
-    extra = ["--methods", "iba,random,occlusion", "--samples", "24", "--iba_steps", "4", "--no_wandb", "--accelerator", "cpu"]
+    extra = ["--methods", "iba,random,occlusion", "--instances", "24", "--iba.steps", "4", "--wandb", "false", "--accelerator", "cpu"]
     main(args(checkpoint, keyword_data, tmp_path / "one", *extra))
     proc = run_script(args(checkpoint, keyword_data, tmp_path / "two", *extra, "--devices", "2"))
     out, err = proc.communicate(timeout=300)
@@ -78,7 +78,7 @@ def test_two_process_ddp_equals_one_process(checkpoint, keyword_data, tmp_path):
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_table(checkpoint, keyword_data, tmp_path):
-    extra = ["--methods", "iba,random", "--samples", "32", "--iba_steps", "4", "--no_wandb", "--batch_size", "2"]
+    extra = ["--methods", "iba,random", "--instances", "32", "--iba.steps", "4", "--wandb", "false", "--batch_size", "2"]
     main(args(checkpoint, keyword_data, tmp_path / "whole", *extra))
     # The statistics are cached now, so the killed run starts attributing at once.
     proc = run_script(args(checkpoint, keyword_data, tmp_path / "killed", *extra), start_new_session=True)
@@ -94,7 +94,7 @@ def test_killed_run_resumes_to_the_same_table(checkpoint, keyword_data, tmp_path
         fh.write('{"index": 3, "id": "cut sho')  # a record cut short by the kill
     with pytest.raises(SystemExit):
         main(args(checkpoint, keyword_data, tmp_path / "killed", *extra))  # without --resume: refused
-    main(args(checkpoint, keyword_data, tmp_path / "killed", *extra, "--resume"))
+    main(args(checkpoint, keyword_data, tmp_path / "killed", *extra, "--resume", "true"))
     for name in ("table1.csv", "curves.csv"):
         assert (tmp_path / "whole" / name).read_text() == (tmp_path / "killed" / name).read_text(), name
     records = [json.loads(l) for l in shard.read_text().splitlines() if l.startswith('{"index"') and l.endswith("}")]
@@ -102,20 +102,20 @@ def test_killed_run_resumes_to_the_same_table(checkpoint, keyword_data, tmp_path
 
 
 def test_offline_wandb_run_holds_table_and_curve(checkpoint, keyword_data, tmp_path):
-    report = main(args(checkpoint, keyword_data, tmp_path / "eval", "--methods", "random,occlusion", "--samples", "8"))
+    report = main(args(checkpoint, keyword_data, tmp_path / "eval", "--methods", "random,occlusion", "--instances", "8"))
     run_dir = report.files["wandb"]
     assert run_dir.name.startswith("offline-run-"), run_dir
     tables = {p.name.split("_")[0] for p in (run_dir / "files" / "media" / "table").rglob("*.table.json")}
     assert {"table1", "degradation"} <= tables, tables
     curve = next((run_dir / "files" / "media" / "table").rglob("degradation_curve*.table.json"))
     assert "occlusion" in curve.read_text() and "random" in curve.read_text()
-    assert b"estimator_texts" in next(run_dir.glob("run-*.wandb")).read_bytes()  # the settings went in as config
+    assert b"model_fingerprint" in next(run_dir.glob("run-*.wandb")).read_bytes()  # the settings went in as config
 
 
 def test_bad_input(checkpoint, keyword_data, tmp_path, capsys, caplog):
     def error_in(out: Path, *extra: str) -> str:
         with pytest.raises(SystemExit) as info:
-            main(args(checkpoint, keyword_data, out, "--no_wandb", *extra))
+            main(args(checkpoint, keyword_data, out, "--wandb", "false", *extra))
         assert info.value.code == 2
         return capsys.readouterr().err
 
@@ -124,24 +124,10 @@ def test_bad_input(checkpoint, keyword_data, tmp_path, capsys, caplog):
     assert "unknown method 'shap'; valid: iba, ig, lime, random" in error("--methods", "iba,shap")
     assert "has 2 labels but dataset agnews has 4" in error("--methods", "random", "--dataset", "agnews")
     assert "layer 9 is out of range; valid: 0..3" in error("--methods", "iba", "--layer", "9")
-    main(args(checkpoint, keyword_data, tmp_path / "first", "--methods", "random", "--samples", "500", "--no_wandb"))
-    assert "--samples 500 is larger than the split (60 instances); using all of them" in caplog.text
+    assert "max_length must be at least 8 tokens, got 0" in error("--max_length", "0")
+    assert "headline fraction 0.11 is not on the fraction grid [0, 0.5, 1]" in error("--degradation.fractions", "3")
+    main(args(checkpoint, keyword_data, tmp_path / "first", "--methods", "random", "--instances", "500", "--wandb", "false"))
+    assert "--instances 500 is more than the split holds (60); using all of them" in caplog.text
     assert pd.read_csv(tmp_path / "first" / "table1.csv")["n"].tolist() == [60]
-    err = error_in(tmp_path / "first", "--methods", "random", "--samples", "30", "--resume")
-    assert "--resume with different settings" in err and "samples: 500 -> 30" in err
-
-
-@pytest.mark.parametrize("config", sorted((REPO / "configs" / "evaluate").glob("*.yaml")), ids=lambda p: p.name)
-def test_every_evaluation_config_is_valid(config):
-    """Each shipped config parses (no unknown keys) and names methods, estimator and dataset that exist."""
-    from lightning_iba.attribution.estimators import get_estimator
-    from lightning_iba.attribution.registry import parse_methods
-    from lightning_iba.data.tasks import get_task
-    from lightning_iba.evaluation.cli import parse
-
-    settings = parse(["--config", str(config)])
-    assert parse_methods(settings.methods)
-    get_estimator(settings.estimator)
-    if settings.dataset is not None:
-        get_task(settings.dataset)
-    assert settings.beta_values
+    err = error_in(tmp_path / "first", "--methods", "random", "--instances", "30", "--resume", "true")
+    assert "--resume with different settings" in err and "instances: 500 -> 30" in err

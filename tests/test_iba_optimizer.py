@@ -9,7 +9,7 @@ from torch import nn
 from conftest import make_tiny_bert
 from keyword_task import keyword_position, make_keyword_texts
 from lightning_iba import BottleneckOptimizer
-from lightning_iba.attribution.estimators import STATISTICS_FILENAME, DatasetEstimator, ReferenceEstimator, load_or_fit
+from lightning_iba.attribution.estimators import DatasetEstimator, ReferenceEstimator
 from lightning_iba.errors import LightningIBAError
 
 LENGTHS = (9, 4, 7, 2, 6, 3)  # mixed lengths; batch_size 4 gives chunks padded to 9 and to 3
@@ -280,21 +280,21 @@ def test_fit_takes_tokenised_batches_or_texts_with_a_tokenizer(tokenizer):
         BottleneckOptimizer(model, layer=1, estimator="reference").fit(["some text"], tokenizer=tokenizer)
 
 
-def test_dataset_statistics_are_found_next_to_the_model_folder(tmp_path, tokenizer):
+def test_an_unfitted_dataset_estimator_is_an_error_not_a_silent_cache_read(tmp_path, tokenizer):
     from transformers import AutoModelForSequenceClassification
 
     make_tiny_bert().save_pretrained(tmp_path)
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
     texts = [text for text, _ in make_keyword_texts(8, seed=1)]
-    iba = BottleneckOptimizer(model, layer=1, estimator="dataset")
-    iba.fit(texts, tokenizer=tokenizer, max_length=32, cache=True)
-    assert (tmp_path / STATISTICS_FILENAME).is_file()
+    fitted = BottleneckOptimizer(model, layer=1, estimator="dataset")
+    fitted.fit(texts, tokenizer=tokenizer, max_length=32)
+    fitted.estimator.save(tmp_path / "iba_statistics.pt")  # a statistics file next to the model is never picked up
     enc = tokenizer(texts[:3], padding=True, return_tensors="pt")
-    target = torch.tensor([0, 1, 0])
-    fitted = iba.attribute(enc["input_ids"], enc["attention_mask"], target)
-    from_cache = BottleneckOptimizer(model, layer=1, estimator="dataset")  # no fit: reads the cache file
-    torch.testing.assert_close(from_cache.attribute(enc["input_ids"], enc["attention_mask"], target), fitted)
-    assert torch.equal(load_or_fit(model).mean, iba.estimator.mean)
+    with pytest.raises(LightningIBAError, match="no statistics"):
+        BottleneckOptimizer(model, layer=1, estimator="dataset").attribute(enc["input_ids"], enc["attention_mask"], torch.tensor([0, 1, 0]))
+    reused = BottleneckOptimizer(model, layer=1, estimator=fitted.estimator)  # a fitted estimator object is used as is
+    torch.testing.assert_close(reused.attribute(enc["input_ids"], enc["attention_mask"], torch.tensor([0, 1, 0])),
+                               fitted.attribute(enc["input_ids"], enc["attention_mask"], torch.tensor([0, 1, 0])))
 
 
 # ---- a task whose right answer is known ------------------------------------------------------------

@@ -43,8 +43,16 @@ def test_mean_and_original_probability(frame):
 
 
 def test_absolute_drop_table1(frame):
-    assert absolute_drop(frame, step=1).to_dict() == pytest.approx({"A": 0.4, "B": 0.1})
-    assert absolute_drop(frame, step=2).to_dict() == pytest.approx({"A": 0.7, "B": 0.5})
+    assert absolute_drop(frame, 0.5).to_dict() == pytest.approx({"A": 0.4, "B": 0.1})
+    assert absolute_drop(frame, 1.0).to_dict() == pytest.approx({"A": 0.7, "B": 0.5})
+
+
+def test_a_headline_fraction_off_the_grid_is_an_error_not_a_zero(frame):
+    # the paper's 11 % on a 3-step grid (0, 50 %, 100 %): there is no 11 % step to read
+    with pytest.raises(LightningIBAError, match="headline fraction 0.11 is not on the fraction grid"):
+        absolute_drop(frame, 0.11)
+    with pytest.raises(LightningIBAError, match="not on the fraction grid"):
+        summary(frame, headline=0.11)
 
 
 def test_normalised_curve_figure1(frame):
@@ -72,11 +80,11 @@ def test_sufficiency_from_keep_frame():
 
 
 def test_summary_and_sweep_grouping(frame):
-    table = summary(frame, keep_frame=curves_frame("A", KEEP_A, F))
-    assert table.loc["A", ["n", "o", "p@1", "drop"]].tolist() == pytest.approx([2, 0.8, 0.4, 0.4])
+    table = summary(frame, keep_frame=curves_frame("A", KEEP_A, F), headline=0.5)
+    assert table.loc["A", ["n", "o", "p_50", "drop_50"]].tolist() == pytest.approx([2, 0.8, 0.4, 0.4])
     assert table.loc["A", "sufficiency"] == pytest.approx(0.25) and pd.isna(table.loc["B", "sufficiency"])
     sweep = frame.rename(columns={"method": "layer"})
-    assert absolute_drop(sweep, by="layer").to_dict() == pytest.approx({"A": 0.4, "B": 0.1})
+    assert absolute_drop(sweep, 0.5, by="layer").to_dict() == pytest.approx({"A": 0.4, "B": 0.1})
 
 
 def test_incomplete_or_malformed_results_are_rejected(frame):

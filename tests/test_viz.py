@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
 from PIL import Image
 
 from lightning_iba.errors import LightningIBAError
-from lightning_iba.evaluation.metrics import curves_frame
-from lightning_iba.viz.curves import save_degradation_plot, save_sweep_plot
+from lightning_iba.viz.curves import save_curves
 from lightning_iba.viz.heatmap import save_heatmap
 from lightning_iba.viz.html import highlight, save_html, save_html_examples
 from lightning_iba.viz.terminal import render_terminal
@@ -75,13 +75,12 @@ def test_long_heatmap_wraps_into_panels(tmp_path):
 
 def test_curve_plots_png(tmp_path):
     f = np.linspace(0, 1, 10)
-    a = torch.tensor(np.stack([0.9 - 0.8 * f, 0.8 - 0.6 * f]))
-    b = torch.tensor(np.stack([0.9 - 0.3 * f, 0.8 - 0.2 * f]))
-    frame = pd.concat([curves_frame("iba", a, f), curves_frame("random", b, f)], ignore_index=True)
-    assert _png(save_degradation_plot(tmp_path / "fig1.png", frame))[0] > 100
-    assert _png(save_degradation_plot(tmp_path / "raw.png", frame, normalised=False))[0] > 100
-    sweep = frame.assign(layer=frame["method"].map({"iba": 8, "random": 9})).drop(columns="method")
-    assert _png(save_sweep_plot(tmp_path / "sweep.png", sweep, by="layer"))[0] > 100
+    curves = pd.DataFrame({"method": ["iba"] * 10 + ["random"] * 10, "fraction": np.tile(f, 2),
+                           "prob": np.r_[0.9 - 0.8 * f, 0.9 - 0.3 * f], "normalised": np.r_[1 - f, 1 - 0.4 * f]})
+    assert _png(save_curves(tmp_path / "fig1.png", curves))[0] > 100
+    assert _png(save_curves(tmp_path / "raw.png", curves, value="prob"))[0] > 100
+    sweep = curves.assign(layer=curves["method"].map({"iba": 8, "random": 9})).drop(columns="method")
+    assert _png(save_curves(tmp_path / "sweep.png", sweep, by="layer"))[0] > 100
 
 
 def test_token_helpers(tokenizer):

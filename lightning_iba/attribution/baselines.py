@@ -7,7 +7,6 @@ target class), exactly 0 at padding, on the input's device.
 from __future__ import annotations
 
 import contextlib
-import itertools
 from typing import Iterator, Literal, Sequence
 
 import numpy as np
@@ -15,38 +14,12 @@ import torch
 from torch import Tensor, nn
 
 from lightning_iba.attribution.base import Attributor, instance_seed, mask_padding
-from lightning_iba.errors import LightningIBAError, UnknownNameError
+from lightning_iba.data.tokens import SpecialTokens, remove_tokens
+from lightning_iba.errors import LightningIBAError, check_choice
+from lightning_iba.models.utils import freeze, model_device, predict_proba
 
 Output = Literal["prob", "logit"]
 OUTPUTS = ("prob", "logit")
-
-
-def _degradation():
-    """The token-removal helpers shared with the degradation test, imported late so that
-    `lightning_iba.evaluation` may import the attribution package without a cycle."""
-    from lightning_iba.evaluation import degradation
-
-    return degradation
-
-
-def _check_choice(kind: str, value: str, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise UnknownNameError(kind, value, valid)
-
-
-def freeze(model: nn.Module) -> nn.Module:
-    """Put the classifier in eval mode (no dropout) and stop gradients into its weights."""
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Device of the model's first parameter or buffer (CPU for a stateless module)."""
-    for tensor in itertools.chain(model.parameters(), model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
 
 
 def _forward_kwargs(input_ids: Tensor | None, attention_mask: Tensor, token_type_ids: Tensor | None, **extra) -> dict:
@@ -108,8 +81,8 @@ class IntegratedGradients(_ModelAttributor):
         method: str = "gausslegendre",
     ):
         super().__init__(model)
-        _check_choice("attribution output", output, OUTPUTS)
-        self.special = _degradation().SpecialTokens.from_tokenizer(tokenizer)
+        check_choice("attribution output", output, OUTPUTS)
+        self.special = SpecialTokens.from_tokenizer(tokenizer)
         self.n_steps, self.internal_batch_size, self.output, self.method = int(n_steps), internal_batch_size, output, method
 
     def baseline(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:  # [batch, tokens]
@@ -149,7 +122,7 @@ class GradientXInput(_ModelAttributor):
 
     def __init__(self, model: nn.Module, tokenizer=None, output: Output = "logit", batch_size: int = 64):
         super().__init__(model, batch_size)
-        _check_choice("attribution output", output, OUTPUTS)
+        check_choice("attribution output", output, OUTPUTS)
         self.output = output
 
     def attribute(self, input_ids, attention_mask, target, token_type_ids=None):
@@ -182,8 +155,8 @@ class Occlusion(_ModelAttributor):
 
     def __init__(self, model: nn.Module, tokenizer, mode: str = "delete", batch_size: int = 64):
         super().__init__(model, batch_size)
-        _check_choice("occlusion mode", mode, self.MODES)
-        self.special = _degradation().SpecialTokens.from_tokenizer(tokenizer)
+        check_choice("occlusion mode", mode, self.MODES)
+        self.special = SpecialTokens.from_tokenizer(tokenizer)
         self.mode = mode
 
     def attribute(self, input_ids, attention_mask, target, token_type_ids=None):
@@ -194,14 +167,13 @@ class Occlusion(_ModelAttributor):
         remove = torch.zeros(rows.numel(), ids.shape[1], dtype=torch.bool, device=ids.device)
         remove[torch.arange(rows.numel(), device=ids.device), cols] = True
         mode, fill = ("mask", self.special.pad_id) if self.mode == "pad" else (self.mode, self.special.mask_id)
-        deg = _degradation()
-        v_ids, v_mask, v_types = deg.remove_tokens(
+        v_ids, v_mask, v_types = remove_tokens(
             ids[rows], mask[rows], None if types is None else types[rows], remove, mode, self.special.pad_id, fill
         )
-        p_orig = deg.predict_proba(self.model, ids, mask, types, self.batch_size).gather(1, tgt[:, None]).squeeze(1)
+        p_orig = predict_proba(self.model, ids, mask, types, self.batch_size).gather(1, tgt[:, None]).squeeze(1)
         scores = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
         if rows.numel():
-            p_var = deg.predict_proba(self.model, v_ids, v_mask, v_types, self.batch_size).gather(1, tgt[rows][:, None]).squeeze(1)
+            p_var = predict_proba(self.model, v_ids, v_mask, v_types, self.batch_size).gather(1, tgt[rows][:, None]).squeeze(1)
             scores[rows, cols] = p_orig[rows] - p_var
         return mask_padding(scores, mask).to(input_ids.device)
 
@@ -268,10 +240,10 @@ class Lime(_ModelAttributor):
         kernel_width: float = 25.0,
     ):
         super().__init__(model, batch_size)
-        _check_choice("lime mode", mode, ("delete", "mask"))
+        check_choice("lime mode", mode, ("delete", "mask"))
         if num_samples < 2:
             raise LightningIBAError(f"lime needs num_samples >= 2, got {num_samples}")
-        self.tokenizer, self.special = tokenizer, _degradation().SpecialTokens.from_tokenizer(tokenizer)
+        self.tokenizer, self.special = tokenizer, SpecialTokens.from_tokenizer(tokenizer)
         self.prefix = _continuation_prefix(tokenizer)
         self.num_samples, self.seed, self.mode, self.kernel_width = int(num_samples), int(seed), mode, float(kernel_width)
 
@@ -291,8 +263,6 @@ class Lime(_ModelAttributor):
 
     def _explain(self, ids: Tensor, mask: Tensor, types: Tensor | None, target: int, words: Tensor) -> Tensor:
         from lime.lime_text import LimeTextExplainer
-
-        deg = _degradation()
         n_words = int(words.max()) + 1
         word_of_token = words.to(ids.device)  # [T]
 
@@ -305,8 +275,8 @@ class Lime(_ModelAttributor):
             remove = (word_of_token >= 0) & ~keep[:, word_of_token.clamp(min=0)]  # [S, T]
             n = len(texts)
             rep = lambda t: None if t is None else t.expand(n, -1)  # noqa: E731
-            v = deg.remove_tokens(rep(ids), rep(mask), rep(types), remove, self.mode, self.special.pad_id, self.special.mask_id)
-            return deg.predict_proba(self.model, *v, batch_size=self.batch_size).cpu().double().numpy()
+            v = remove_tokens(rep(ids), rep(mask), rep(types), remove, self.mode, self.special.pad_id, self.special.mask_id)
+            return predict_proba(self.model, *v, batch_size=self.batch_size).cpu().double().numpy()
 
         explainer = LimeTextExplainer(
             kernel_width=self.kernel_width,

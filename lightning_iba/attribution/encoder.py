@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-import torch
 from torch import Tensor, nn
 
 from lightning_iba.errors import LightningIBAError
@@ -219,28 +218,3 @@ def full_forward(
 ) -> Tensor:  # [batch, classes]
     """Logits of a plain forward pass (the per-instance path runs this with a bottleneck hook)."""
     return model(**_model_inputs(input_ids, attention_mask, token_type_ids)).logits
-
-
-@contextmanager
-def frozen(model: nn.Module) -> Iterator[None]:
-    """Eval mode and requires_grad=False for the duration; flags and modes restored exactly afterwards."""
-    grad_flags = [(param, param.requires_grad) for param in model.parameters()]
-    modes = [(module, module.training) for module in model.modules()]
-    try:
-        model.eval()
-        for param, _ in grad_flags:
-            param.requires_grad_(False)
-        yield
-    finally:
-        for param, flag in grad_flags:
-            param.requires_grad_(flag)
-        for module, mode in modes:
-            module.training = mode
-
-
-def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    """Device and floating dtype of the model's first floating parameter."""
-    for param in model.parameters():
-        if param.is_floating_point():
-            return param.device, param.dtype
-    return torch.device("cpu"), torch.float32

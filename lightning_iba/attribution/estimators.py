@@ -1,8 +1,8 @@
 """Where the bottleneck's mean and std come from (SPEC section 3).
 
 - `DatasetEstimator`: per-hidden-dimension mean/std of every layer's output over the real tokens
-  of a sample of training texts, computed once in one streaming pass and cached next to the model
-  (what the paper describes).
+  of a sample of training texts, computed once in one streaming pass (what the paper describes);
+  `statistics_cache` keeps fits on disk under a key of everything they depend on.
 - `ReferenceEstimator`: what the published code does: mean = the instance's own tensor entering
   layer l, std = sqrt(1e-5) everywhere.
 - Anything with a `statistics(layer, hidden_in, hidden_out, attention_mask) -> (mean, std)` method
@@ -11,17 +11,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
-from lightning_iba.attribution.encoder import capture_hidden_states, find_encoder, frozen
+from lightning_iba.attribution.encoder import capture_hidden_states
 from lightning_iba.errors import LightningIBAError, UnknownNameError
+from lightning_iba.models.utils import frozen
 
-STATISTICS_FILENAME = "iba_statistics.pt"
 _FORMAT = "lightning_iba.iba_statistics/1"
 REFERENCE_STD = math.sqrt(1e-5)  # a running std fitted on one sample, as in the published code
 
@@ -129,7 +129,7 @@ class DatasetEstimator:
         if not self.fitted:
             raise LightningIBAError(
                 "the dataset estimator has no statistics; call iba.fit(texts, tokenizer=...) or "
-                f"provide {STATISTICS_FILENAME} next to the model"
+                "pass an estimator from statistics_cache.load_or_fit(...)"
             )
         self.check_compatible(len(self.mean), hidden_out.shape[-1])  # type: ignore[arg-type]
         return (self.mean[layer].to(hidden_out.device, hidden_out.dtype),  # type: ignore[index]
@@ -183,47 +183,6 @@ def tokenize_texts(texts: Sequence, tokenizer: Any, max_length: int = 128,
             encoded = tokenizer([str(c) for c in chunk], truncation=True, max_length=max_length, padding=True,
                                 return_tensors="pt")
         yield dict(encoded)
-
-
-def model_directory(model: nn.Module) -> Path | None:
-    """The folder the model was loaded from (config._name_or_path / name_or_path), if it is one."""
-    config = getattr(model, "config", None)
-    for candidate in (getattr(config, "_name_or_path", None), getattr(model, "name_or_path", None)):
-        if candidate and Path(str(candidate)).is_dir():
-            return Path(str(candidate))
-    return None
-
-
-def statistics_path(model_dir: str | Path) -> Path:
-    """Where the dataset statistics of the model in `model_dir` are cached."""
-    return Path(model_dir) / STATISTICS_FILENAME
-
-
-def load_or_fit(model: nn.Module, texts: Sequence | Callable[[], Sequence] | None = None, tokenizer: Any = None,
-                max_length: int = 128, batch_size: int = 32, model_dir: str | Path | None = None) -> DatasetEstimator:
-    """Dataset statistics from `<model_dir>/iba_statistics.pt`; computed from `texts` and saved there if absent.
-
-    `texts` may be a function returning them, called only when the statistics must be fitted (so a
-    cached run never loads or samples a training split). `model_dir` defaults to the folder the
-    model was loaded from.
-    """
-    folder = Path(model_dir) if model_dir is not None else model_directory(model)
-    path = statistics_path(folder) if folder is not None else None
-    encoder = find_encoder(model)
-    hidden = int(getattr(model.config, "hidden_size", 0) or getattr(model.config, "dim", 0))
-    if path is not None and path.is_file():
-        estimator = DatasetEstimator.load(path)
-        estimator.check_compatible(encoder.num_layers, hidden or int(estimator.mean.shape[1]))  # type: ignore[union-attr]
-        return estimator
-    if callable(texts):
-        texts = texts()
-    if texts is None:
-        where = f" and there is no {path}" if path is not None else " and the model has no folder to cache them in"
-        raise LightningIBAError(f"the dataset estimator needs texts to fit on{where}")
-    estimator = DatasetEstimator().fit_texts(model, texts, tokenizer, max_length=max_length, batch_size=batch_size)
-    if path is not None:
-        estimator.save(path)
-    return estimator
 
 
 ESTIMATORS = ("dataset", "reference")

@@ -31,21 +31,13 @@ from lightning_iba.attribution.bottleneck import InformationBottleneck
 from lightning_iba.attribution.encoder import (
     capture_hidden_states,
     find_encoder,
-    frozen,
     full_forward,
-    model_device_dtype,
     replace_after_layer,
     run_from_layer,
 )
-from lightning_iba.attribution.estimators import (
-    DatasetEstimator,
-    Estimator,
-    get_estimator,
-    model_directory,
-    statistics_path,
-    tokenize_texts,
-)
+from lightning_iba.attribution.estimators import DatasetEstimator, Estimator, get_estimator, tokenize_texts
 from lightning_iba.errors import LightningIBAError
+from lightning_iba.models.utils import frozen, model_device_dtype
 
 PATHS = ("cached", "per_instance")
 CPU_PASS_ELEMENTS = 2**21  # rows x tokens x hidden per forward pass on CPU (see pass_tokens)
@@ -110,12 +102,12 @@ class BottleneckOptimizer(Attributor):
             requires_grad flags and train/eval modes are restored afterwards.
         layer: 0-based index of the encoder layer whose output gets the bottleneck (0..L-1).
         beta: weight of the information term, loss = CE + beta * mean KL.
-        steps, lr, samples: Adam steps, learning rate, noisy copies K per instance per step.
+        steps: Adam steps on alpha per instance.
+        lr: Adam's learning rate.
+        samples: noisy copies K of each instance per step.
         estimator: "dataset" | "reference" | an object with `statistics(layer, hidden_in,
-            hidden_out, attention_mask) -> (mean, std)`. "dataset" statistics come from an
-            explicit `fit(...)` call, else from `<model folder>/iba_statistics.pt` (the folder is
-            `model.config._name_or_path` when it is a directory), loaded lazily on first use; if
-            neither exists, attribution raises LightningIBAError.
+            hidden_out, attention_mask) -> (mean, std)` (e.g. a fitted DatasetEstimator from
+            `statistics_cache.load_or_fit`). "dataset" needs an explicit `fit(...)` call first.
         batch_size: instances optimised together on the cached path.
         seed: base seed of the per-instance noise.
         path: "cached" (fast) or "per_instance" (the published algorithm; for tests and benchmarks).
@@ -168,17 +160,30 @@ class BottleneckOptimizer(Attributor):
         if self.precision not in PRECISIONS:
             raise LightningIBAError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         model_device, model_dtype = model_device_dtype(model)
-        self.device = torch.device(device) if device is not None else model_device
-        if self.device != model_device:
-            model.to(self.device)
+        if device is not None and torch.device(device) != model_device:
+            model.to(device)
         # alpha and noise follow a float64 model (exact equivalence tests), float32 otherwise
         self.dtype = torch.float64 if model_dtype == torch.float64 else torch.float32
         config = getattr(model, "config", None)
         self.num_labels = int(getattr(config, "num_labels", 0) or 0)
-        if pass_tokens == "auto":
-            hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "dim", 0) or 768)
-            pass_tokens = CPU_PASS_ELEMENTS // hidden if self.device.type == "cpu" else None
-        self.pass_tokens = None if pass_tokens is None else _check_count("pass_tokens", pass_tokens)
+        self._hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "dim", 0) or 768)
+        self.pass_tokens = pass_tokens
+
+    @property
+    def device(self) -> torch.device:
+        """The model's device, read at each use: a Trainer may move the model after construction."""
+        return model_device_dtype(self.model)[0]
+
+    @property
+    def pass_tokens(self) -> int | None:
+        """The cap in effect on the model's current device ("auto": a cap on CPU, none on GPUs)."""
+        if self._pass_tokens == "auto":
+            return CPU_PASS_ELEMENTS // self._hidden if self.device.type == "cpu" else None
+        return self._pass_tokens
+
+    @pass_tokens.setter
+    def pass_tokens(self, value: int | str | None) -> None:
+        self._pass_tokens = value if value in (None, "auto") else _check_count("pass_tokens", value)
 
     # ---- public API ----------------------------------------------------------------------------
     def attribute(
@@ -206,11 +211,8 @@ class BottleneckOptimizer(Attributor):
         return self._run(input_ids, attention_mask, target, token_type_ids, chosen)
 
     def fit(self, data: Sequence | Any, tokenizer: Any = None, max_length: int = 128,
-            batch_size: int | None = None, cache: bool = False) -> DatasetEstimator:
-        """Fit the dataset estimator on texts (strings or pairs, with `tokenizer`) or tokenised batches.
-
-        With cache=True the statistics are also saved to `<model folder>/iba_statistics.pt`.
-        """
+            batch_size: int | None = None) -> DatasetEstimator:
+        """Fit the dataset estimator on texts (strings or pairs, with `tokenizer`) or tokenised batches."""
         if not isinstance(self.estimator, DatasetEstimator):
             raise LightningIBAError("fit() is for the dataset estimator; this optimizer uses another estimator")
         size = batch_size or self.batch_size
@@ -221,11 +223,6 @@ class BottleneckOptimizer(Attributor):
             batches, n_texts = items, None
         with frozen(self.model):
             self.estimator.fit(self.model, batches, max_length=max_length, n_texts=n_texts)
-        if cache:
-            folder = model_directory(self.model)
-            if folder is None:
-                raise LightningIBAError("cache=True needs a model loaded from a folder to save statistics next to")
-            self.estimator.save(statistics_path(folder))
         return self.estimator
 
     # ---- validation ----------------------------------------------------------------------------
@@ -262,19 +259,12 @@ class BottleneckOptimizer(Attributor):
         return input_ids, attention_mask, target, (None if token_type_ids is None else torch.as_tensor(token_type_ids))
 
     def _ready_estimator(self) -> None:
-        """Load the cached dataset statistics next to the model folder if nothing was fitted."""
-        estimator = self.estimator
-        if not isinstance(estimator, DatasetEstimator) or estimator.fitted:
-            return
-        folder = model_directory(self.model)
-        if folder is not None and statistics_path(folder).is_file():
-            loaded = DatasetEstimator.load(statistics_path(folder))
-            estimator.mean, estimator.std, estimator.metadata = loaded.mean, loaded.std, loaded.metadata
-            return
-        where = f"; no {statistics_path(folder)} either" if folder is not None else ""
-        raise LightningIBAError(
-            f"the dataset estimator has no statistics: call iba.fit(texts, tokenizer=...) first{where}"
-        )
+        """The dataset estimator must have been fitted (iba.fit) or loaded (statistics_cache.load_or_fit)."""
+        if isinstance(self.estimator, DatasetEstimator) and not self.estimator.fitted:
+            raise LightningIBAError(
+                "the dataset estimator has no statistics: call iba.fit(texts, tokenizer=...) first, or pass "
+                "estimator=statistics_cache.load_or_fit(...)"
+            )
 
     # ---- driver --------------------------------------------------------------------------------
     def _run(self, input_ids, attention_mask, target, token_type_ids, layers: list[int]) -> Tensor:

@@ -1,65 +1,51 @@
-"""Attribution methods by name, so the CLI and the evaluation can pick them from a string."""
-from __future__ import annotations
+"""Attribution methods by name, so the commands and the evaluation can pick them from a string.
 
-from typing import Callable
+Each method is one class behind the `Attributor` interface; the commands generate each method's
+settings group (`--ig.n_steps`, `--lime.kernel_width`, ...) from its constructor's signature.
+"""
+from __future__ import annotations
 
 from torch import nn
 
 from lightning_iba.attribution.base import Attributor
+from lightning_iba.attribution.baselines import AttentionScores, GradientXInput, IntegratedGradients, Lime, Occlusion, RandomScores
+from lightning_iba.attribution.optimizer import BottleneckOptimizer
 from lightning_iba.errors import LightningIBAError, UnknownNameError
 
-Factory = Callable[..., Attributor]  # (model, tokenizer, **options) -> Attributor
-
-
-def _iba(model: nn.Module, tokenizer=None, **options) -> Attributor:
-    # Lazy: the optimizer module is heavy and written separately; options go through untouched.
-    from lightning_iba.attribution.optimizer import BottleneckOptimizer
-
-    return BottleneckOptimizer(model, **options)
-
-
-def _baseline(class_name: str) -> Factory:
-    def factory(model: nn.Module, tokenizer=None, **options) -> Attributor:
-        from lightning_iba.attribution import baselines
-
-        return getattr(baselines, class_name)(model, tokenizer, **options)
-
-    factory.__name__ = class_name
-    return factory
-
-
-#: Method name -> factory(model, tokenizer, **options).
-METHODS: dict[str, Factory] = {
-    "iba": _iba,
-    "ig": _baseline("IntegratedGradients"),
-    "lime": _baseline("Lime"),
-    "random": _baseline("RandomScores"),
-    "gradxinput": _baseline("GradientXInput"),
-    "occlusion": _baseline("Occlusion"),
-    "attention": _baseline("AttentionScores"),
+#: Method name -> its class: BottleneckOptimizer(model, **options), the baselines (model, tokenizer, **options).
+METHOD_CLASSES: dict[str, type[Attributor]] = {
+    "iba": BottleneckOptimizer,
+    "ig": IntegratedGradients,
+    "lime": Lime,
+    "random": RandomScores,
+    "gradxinput": GradientXInput,
+    "occlusion": Occlusion,
+    "attention": AttentionScores,
 }
+METHODS = tuple(METHOD_CLASSES)
 
 
 def check_method(name: str) -> str:
     """The name itself if it is a known method, else UnknownNameError listing the valid ones."""
-    if name not in METHODS:
-        raise UnknownNameError("method", name, list(METHODS))
+    if name not in METHOD_CLASSES:
+        raise UnknownNameError("method", name, list(METHOD_CLASSES))
     return name
 
 
 def parse_methods(spec: str | list[str] | tuple[str, ...]) -> list[str]:
-    """Split "iba,ig,lime,random" into checked names, in order, without duplicates."""
+    """Split "iba,ig,lime,random" (or take a list) into checked names, in order, without duplicates."""
     parts = spec.split(",") if isinstance(spec, str) else list(spec)
-    names = [check_method(p.strip().lower()) for p in parts if p.strip()]
+    names = [check_method(str(p).strip().lower()) for p in parts if str(p).strip()]
     if not names:
-        raise LightningIBAError(f"no attribution method given; valid: {', '.join(METHODS)}")
+        raise LightningIBAError(f"no attribution method given; valid: {', '.join(METHOD_CLASSES)}")
     return list(dict.fromkeys(names))
 
 
 def build_attributor(name: str, model: nn.Module, tokenizer=None, **options) -> Attributor:
     """Construct the named method on `model`; `options` go to its constructor (e.g. n_steps for ig)."""
+    cls = METHOD_CLASSES[check_method(name)]
     try:
-        return METHODS[check_method(name)](model, tokenizer, **options)
+        return cls(model, **options) if cls is BottleneckOptimizer else cls(model, tokenizer, **options)
     except TypeError as err:
         if "unexpected keyword argument" in str(err):
             raise LightningIBAError(f"method {name!r}: {err}") from None

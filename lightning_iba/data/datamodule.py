@@ -10,12 +10,16 @@ from transformers import DataCollatorWithPadding
 
 from lightning_iba.data.sources import load_splits
 from lightning_iba.data.tasks import get_task
+from lightning_iba.data.tokens import MIN_MAX_LENGTH
 from lightning_iba.errors import LightningIBAError
-from lightning_iba.models.loading import BUNDLED_MODEL, load_tokenizer
+from lightning_iba.hub import PAPER_MODEL, load_tokenizer
 
 log = logging.getLogger("lightning_iba.data")
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+#: Column with each example's position in its split (0..n-1); batches carry it so that evaluation under DDP
+#: can drop the examples that the DistributedSampler repeats to even out the ranks.
+INDEX_COLUMN = "idx"
 
 
 def tokenize_split(ds: Dataset, tokenizer, max_length: int, pair: bool) -> Dataset:
@@ -32,6 +36,22 @@ class TextClassificationDataModule(pl.LightningDataModule):
     """One task from one source, tokenised for one model; dynamic padding per batch.
 
     Lightning adds a DistributedSampler under DDP, so the same module serves 1 or N processes.
+    Every split carries an `idx` column so that evaluation metrics count each example once.
+
+    Args:
+        dataset: task name of the registry (imdb, rotten_tomatoes, agnews, rte, mnli).
+        source: hub | local | bundled | auto (hub when reachable, else bundled where the task has it).
+        data_dir: folder of the original files, for source local.
+        model_name_or_path: checkpoint whose tokenizer is used (hub id, folder, or bundled-minilm).
+        max_length: tokens per input; longer texts are truncated.
+        batch_size: training batch size per process.
+        eval_batch_size: validation and test batch size per process.
+        num_workers: DataLoader workers.
+        validation_fraction: share of train carved out as validation when the source has no validation split.
+        test_fraction: share of train carved out as test when the source has no test split.
+        split_seed: seed of those carvings and of the max_*_samples draws.
+        max_train_samples: use at most this many training examples (null: all).
+        max_eval_samples: use at most this many validation and test examples each (null: all).
     """
 
     def __init__(
@@ -39,9 +59,9 @@ class TextClassificationDataModule(pl.LightningDataModule):
         dataset: str = "imdb",
         source: str = "auto",
         data_dir: str | None = None,
-        model_name_or_path: str = BUNDLED_MODEL,
-        max_length: int = 128,
-        batch_size: int = 32,
+        model_name_or_path: str = PAPER_MODEL,
+        max_length: int = 512,
+        batch_size: int = 16,
         eval_batch_size: int = 64,
         num_workers: int = 0,
         validation_fraction: float = 0.1,
@@ -52,8 +72,8 @@ class TextClassificationDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         self.task = get_task(dataset)  # fails fast on an unknown name
-        if max_length < 8:
-            raise LightningIBAError(f"max_length must be at least 8, got {max_length}")
+        if max_length < MIN_MAX_LENGTH:
+            raise LightningIBAError(f"max_length must be at least {MIN_MAX_LENGTH}, got {max_length}")
         self.save_hyperparameters()
         self.tokenizer = load_tokenizer(model_name_or_path)
         self.splits: DatasetDict | None = None
@@ -74,7 +94,8 @@ class TextClassificationDataModule(pl.LightningDataModule):
             if limit is not None and limit < len(ds):
                 ds = ds.shuffle(seed=hp.split_seed).select(range(limit))
             ds = tokenize_split(ds, self.tokenizer, hp.max_length, self.task.is_pair)
-            out[name] = ds.with_format("torch", columns=["label", *MODEL_INPUTS])
+            ds = ds.add_column(INDEX_COLUMN, list(range(len(ds))))
+            out[name] = ds.with_format("torch", columns=["label", INDEX_COLUMN, *MODEL_INPUTS])
         self.splits = DatasetDict(out)
         log.info("data: %s", {k: len(v) for k, v in self.splits.items()})
 

@@ -10,6 +10,9 @@ from lightning_iba.errors import UnknownNameError
 class Task:
     """A classification task as the project sees it, independent of where its files come from.
 
+    Adding a task: an entry here and its two config overlays, configs/finetune/<name>.yaml and
+    configs/evaluate/<name>.yaml (the Makefile's lists and the tests derive from this registry).
+
     Every loaded split has the columns `id` (stable string), `text`, `text_pair` (pair tasks only)
     and `label` (a ClassLabel with `label_names`, in the Hugging Face datasets' label map).
     Canonical splits are `train`, `validation`, `test` (+ `test_mismatched` for MNLI).
@@ -27,6 +30,8 @@ class Task:
     bundled_source: str | None = None
     #: splits the paper evaluates on ("test" is the test set, or the dev set for GLUE tasks)
     eval_splits: tuple[str, ...] = ("test",)
+    #: a column of the paper's Table 1 (`make table1` evaluates these)
+    in_table1: bool = True
 
     @property
     def num_labels(self) -> int:
@@ -47,6 +52,7 @@ TASKS: dict[str, Task] = {
             "cornell-movie-review-data/rotten_tomatoes",
             hub_splits={"train": "train", "validation": "validation", "test": "test"},
             bundled_source="rotten_tomatoes",
+            in_table1=False,
         ),
         Task("agnews", ("World", "Sports", "Business", "Sci/Tech"), "fancyzhx/ag_news"),
         Task(

@@ -16,89 +16,92 @@ Conventions (documented choices):
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Iterable, Literal, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from lightning_iba.errors import LightningIBAError, UnknownNameError
+from lightning_iba.data.tokens import MODES, Mode, SpecialTokens, remove_tokens
+from lightning_iba.errors import LightningIBAError, check_choice
+from lightning_iba.models.utils import predict_proba
 
-Mode = Literal["delete", "mask"]
 Order = Literal["most", "least"]
 Count = Literal["removable", "all"]
-MODES = ("delete", "mask")
 ORDERS = ("most", "least")
 COUNTS = ("removable", "all")
+#: A headline fraction matches a grid fraction when both round to the same whole percent.
+HEADLINE_TOLERANCE = 0.005
 
 
-def default_fractions(steps: int = 10) -> Tensor:
-    """The paper's fractions: linspace(0, 1, 10) = 0, 11 %, 22 %, ..., 100 %."""
-    return torch.linspace(0.0, 1.0, steps)
+def fraction_grid(fractions: int | Sequence[float]) -> list[float]:
+    """The removal fractions: an int n means linspace(0, 1, n) (n = 10: the paper's 0, 11 %, ..., 100 %)."""
+    if isinstance(fractions, bool):
+        raise LightningIBAError(f"fractions must be a number of steps or a list of fractions, not {fractions!r}")
+    if isinstance(fractions, int):
+        if fractions < 2:
+            raise LightningIBAError(f"fractions must give at least 2 steps (0 and 1), got {fractions}")
+        return torch.linspace(0.0, 1.0, fractions, dtype=torch.float64).tolist()
+    grid = [float(f) for f in fractions]
+    if len(grid) < 2 or any(not 0.0 <= f <= 1.0 for f in grid) or grid != sorted(set(grid)):
+        raise LightningIBAError(f"fractions must be at least 2 increasing numbers in [0, 1], got {list(fractions)}")
+    if grid[0] != 0.0:
+        raise LightningIBAError(f"fractions must start at 0 (the original input: every drop is measured from it), got {grid}")
+    return grid
 
 
-@dataclass(frozen=True)
-class SpecialTokens:
-    """Token ids the degradation needs: padding, [MASK], and the ids that are never removed."""
-
-    pad_id: int
-    mask_id: int | None
-    special_ids: tuple[int, ...]
-
-    @classmethod
-    def from_tokenizer(cls, tokenizer) -> "SpecialTokens":
-        """Special ids of a HF tokenizer, without [UNK] (which stands for real text)."""
-        if tokenizer.pad_token_id is None:
-            raise LightningIBAError("the tokenizer has no padding token; degradation needs one")
-        unk = tokenizer.unk_token_id
-        special = tuple(sorted(i for i in set(tokenizer.all_special_ids) if i != unk))
-        return cls(pad_id=int(tokenizer.pad_token_id), mask_id=tokenizer.mask_token_id, special_ids=special)
-
-    def removable(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:  # [batch, tokens] bool
-        """Real tokens that are not special: the only ones degradation may remove."""
-        special = torch.isin(input_ids, torch.tensor(self.special_ids, dtype=input_ids.dtype, device=input_ids.device))
-        return attention_mask.bool() & ~special
+def headline_index(grid: Sequence[float], headline: float) -> int:
+    """Index of the headline fraction (Table 1's drop) on the grid; an error if it is not on it."""
+    for i, f in enumerate(grid):
+        if abs(float(f) - float(headline)) <= HEADLINE_TOLERANCE:
+            return i
+    shown = ", ".join(f"{f:.4g}" for f in grid)
+    raise LightningIBAError(f"headline fraction {headline:g} is not on the fraction grid [{shown}]; choose one of them or change the fractions")
 
 
-def check_choice(kind: str, value: str, valid: Sequence[str]) -> None:
-    """Raise UnknownNameError unless `value` is one of `valid`."""
-    if value not in valid:
-        raise UnknownNameError(kind, value, valid)
+def headline_name(headline: float) -> str:
+    """Column name of the drop at the headline fraction: 0.11 -> "drop_11"."""
+    return f"drop_{round(100 * float(headline))}"
 
 
-# --------------------------------------------------------------------------- removing tokens
+@dataclass
+class DegradationSettings:
+    """How tokens are removed and which fraction Table 1 reports (SPEC §6); `degradation.*` in the configs.
 
-
-def remove_tokens(
-    input_ids: Tensor,  # [variants, tokens]
-    attention_mask: Tensor,  # [variants, tokens]
-    token_type_ids: Tensor | None,  # [variants, tokens]
-    remove: Tensor,  # [variants, tokens] bool, True = remove this token
-    mode: Mode,
-    pad_id: int,
-    mask_id: int | None = None,
-) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Apply a removal mask to each row: delete (close up, re-pad right) or replace by [MASK].
-
-    Returns (input_ids, attention_mask, token_type_ids), trimmed to the longest row in "delete" mode.
-    Token types move with their tokens, so segments stay aligned.
+    Args:
+        fractions: removal fractions: a number of steps n (linspace(0, 1, n)) or the list itself.
+        headline: the fraction Table 1's drop is read at (0.11: the paper's 11 %); must be on the grid.
+        mode: "delete" (close up) or "mask" (replace by [MASK]) the removed tokens.
+        order: remove the "most" or the "least" important tokens first.
+        count: what n in round(f * n) counts: "removable" tokens, or "all" real tokens with [CLS]/[SEP]
+            as the published code does.
+        sufficiency: also compute the keep-only-the-top-tokens curves (ERASER sufficiency).
     """
-    check_choice("degradation mode", mode, MODES)
-    remove = remove & attention_mask.bool()
-    if mode == "mask":
-        if mask_id is None:
-            raise LightningIBAError("mode 'mask' needs a [MASK] token; this tokenizer has none")
-        return input_ids.masked_fill(remove, mask_id), attention_mask, token_type_ids
-    keep = attention_mask.bool() & ~remove  # [V, T]
-    order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices  # kept tokens first, in order
-    lengths = keep.sum(1)  # [V]
-    width = max(int(lengths.max()), 1) if lengths.numel() else 1
-    order = order[:, :width]
-    new_mask = (torch.arange(width, device=input_ids.device)[None, :] < lengths[:, None]).to(attention_mask.dtype)
-    new_ids = input_ids.gather(1, order).masked_fill(new_mask == 0, pad_id)
-    new_types = None if token_type_ids is None else token_type_ids.gather(1, order).masked_fill(new_mask == 0, 0)
-    return new_ids, new_mask, new_types
+
+    fractions: int | list[float] = 10
+    headline: float = 0.11
+    mode: str = "delete"
+    order: str = "most"
+    count: str = "removable"
+    sufficiency: bool = True
+
+    def __post_init__(self) -> None:
+        check_choice("degradation mode", self.mode, MODES)
+        check_choice("degradation order", self.order, ORDERS)
+        check_choice("token count", self.count, COUNTS)
+        headline_index(self.grid, self.headline)
+
+    @property
+    def grid(self) -> list[float]:
+        return fraction_grid(self.fractions)
+
+    @property
+    def headline_step(self) -> int:
+        return headline_index(self.grid, self.headline)
+
+    @property
+    def headline_name(self) -> str:
+        return headline_name(self.headline)
 
 
 def rank_tokens(scores: Tensor, removable: Tensor, order: Order = "most") -> Tensor:  # [batch, tokens] long
@@ -163,35 +166,6 @@ def degrade(
 # --------------------------------------------------------------------------- running the model
 
 
-@torch.no_grad()
-def predict_proba(
-    model: nn.Module,
-    input_ids: Tensor,  # [variants, tokens]
-    attention_mask: Tensor,  # [variants, tokens]
-    token_type_ids: Tensor | None = None,  # [variants, tokens]
-    batch_size: int = 64,
-) -> Tensor:  # [variants, classes] float32
-    """Softmax probabilities of an HF-style classifier, in length-sorted, re-padded chunks."""
-    if input_ids.shape[0] == 0:
-        return torch.empty(0, 0)
-    device = _device_of(model)
-    lengths = attention_mask.sum(1)
-    order = torch.argsort(lengths, descending=True, stable=True)
-    chunks = []
-    for start in range(0, order.numel(), batch_size):
-        rows = order[start : start + batch_size]
-        cols = attention_mask[rows].bool().any(0)  # drop columns that are padding in every row
-        cols[0] = True
-        kwargs = {"input_ids": input_ids[rows][:, cols].to(device), "attention_mask": attention_mask[rows][:, cols].to(device)}
-        if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids[rows][:, cols].to(device)
-        chunks.append(model(**kwargs).logits.float().softmax(-1))
-    probs = torch.cat(chunks)
-    out = torch.empty_like(probs)
-    out[order.to(probs.device)] = probs
-    return out
-
-
 def degradation_curve(
     model: nn.Module,
     input_ids: Tensor,  # [batch, tokens]
@@ -220,14 +194,8 @@ def degradation_curve(
 
 
 def _as_fractions(fractions: Tensor | Iterable[float] | None) -> Tensor:  # [steps] float64
-    f = default_fractions() if fractions is None else torch.as_tensor(list(fractions) if not isinstance(fractions, Tensor) else fractions)
+    f = torch.tensor(DegradationSettings().grid) if fractions is None else torch.as_tensor(list(fractions) if not isinstance(fractions, Tensor) else fractions)
     f = f.double().flatten()
     if f.numel() == 0 or (f < 0).any() or (f > 1).any():
         raise LightningIBAError("degradation fractions must be a non-empty list of numbers in [0, 1]")
     return f
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    for tensor in itertools.chain(model.parameters(), model.buffers()):
-        return tensor.device
-    return torch.device("cpu")

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from lightning_iba.errors import LightningIBAError
+from lightning_iba.evaluation.degradation import headline_index, headline_name
 
 COLUMNS = ("method", "id", "label", "step", "fraction", "prob")
 
@@ -30,7 +31,7 @@ COLUMNS = ("method", "id", "label", "step", "fraction", "prob")
 def curves_frame(
     method: str,
     probs: Tensor | np.ndarray,  # [n, steps]
-    fractions: Tensor | Sequence[float] | None = None,  # [steps]
+    fractions: Tensor | Sequence[float] | None,  # [steps]
     ids: Sequence[int] | None = None,  # [n]
     labels: Tensor | Sequence[int] | None = None,  # [n]
 ) -> pd.DataFrame:
@@ -39,7 +40,9 @@ def curves_frame(
     if p.ndim != 2:
         raise LightningIBAError(f"probability curves must be [instances, steps], got shape {tuple(p.shape)}")
     n, steps = p.shape
-    f = np.linspace(0.0, 1.0, steps) if fractions is None else torch.as_tensor(fractions).double().cpu().numpy().ravel()
+    if fractions is None:
+        raise LightningIBAError("curves_frame needs the fractions of the degradation steps")
+    f = torch.as_tensor(fractions).double().cpu().numpy().ravel()
     if f.shape[0] != steps:
         raise LightningIBAError(f"{f.shape[0]} fractions for {steps} degradation steps")
     ids_ = np.arange(n) if ids is None else np.asarray(list(ids))
@@ -67,10 +70,16 @@ def original_probability(frame: pd.DataFrame, by: str = "method") -> pd.Series:
     return _wide(frame, by).groupby(level=0).apply(lambda w: w[0].mean()).rename("o")
 
 
-def absolute_drop(frame: pd.DataFrame, step: int = 1, by: str = "method") -> pd.Series:
-    """Table 1: o - mean p(y|x'_step); step 1 is the 11 % step of the paper's 10 fractions."""
-    wide = _wide(frame, by)
-    return wide.groupby(level=0).apply(lambda w: w[0].mean() - w[step].mean()).rename(f"drop@{step}")
+def headline_step(frame: pd.DataFrame, headline: float) -> int:
+    """The step whose fraction is the headline fraction (an error if no step is)."""
+    per_step = frame.groupby("step")["fraction"].first().sort_index()
+    return int(per_step.index[headline_index(per_step.tolist(), headline)])
+
+
+def absolute_drop(frame: pd.DataFrame, headline: float, by: str = "method") -> pd.Series:
+    """Table 1: o - mean p(y|x') at the headline fraction (the paper's 11 %)."""
+    wide, step = _wide(frame, by), headline_step(frame, headline)
+    return wide.groupby(level=0).apply(lambda w: w[0].mean() - w[step].mean()).rename("drop")
 
 
 def normalised_curves(frame: pd.DataFrame, by: str = "method") -> pd.DataFrame:
@@ -109,16 +118,17 @@ def sufficiency(keep_frame: pd.DataFrame, by: str = "method", fractions: Sequenc
 
 
 def summary(
-    frame: pd.DataFrame, keep_frame: pd.DataFrame | None = None, by: str = "method", step: int = 1
+    frame: pd.DataFrame, keep_frame: pd.DataFrame | None = None, by: str = "method", headline: float = 0.11
 ) -> pd.DataFrame:
-    """One row per group: n, o, the mean p at `step`, its absolute drop, AOPC, comprehensiveness
-    and (given a keep frame) sufficiency."""
+    """One row per group: n, o, the mean p at the headline fraction (p_11) and its absolute drop
+    (drop_11), AOPC, comprehensiveness and (given a keep frame) sufficiency."""
+    step = headline_step(frame, headline)  # noqa: F841 (used in the query string)
     table = pd.DataFrame(
         {
             "n": frame[frame["step"] == 0].groupby(by, sort=False)["id"].nunique(),
             "o": original_probability(frame, by),
-            f"p@{step}": mean_curves(frame, by).query("step == @step").set_index(by)["prob"],
-            "drop": absolute_drop(frame, step, by),
+            headline_name(headline).replace("drop", "p"): mean_curves(frame, by).query("step == @step").set_index(by)["prob"],
+            headline_name(headline): absolute_drop(frame, headline, by),
             "aopc": aopc(frame, by),
             "comprehensiveness": comprehensiveness(frame, by),
         }

@@ -9,11 +9,15 @@ import numpy as np
 import pandas as pd
 
 from lightning_iba.errors import LightningIBAError
+from lightning_iba.evaluation.degradation import DegradationSettings
 from lightning_iba.evaluation.metrics import curves_frame, normalised_curves, summary
 from lightning_iba.evaluation.shards import read_records
 from lightning_iba.viz.curves import save_curves
 
-TABLE1_COLUMNS = ["method", "dataset", "n", "original_prob", "drop_11"]
+
+def table1_columns(headline_name: str = "drop_11") -> list[str]:
+    """Table 1's columns; the drop is named after the headline fraction (drop_11 for the paper's 11 %)."""
+    return ["method", "dataset", "n", "original_prob", headline_name]
 
 
 @dataclass
@@ -37,9 +41,8 @@ def merged_records(out: Path, indices: Sequence[int]) -> list[dict[str, Any]]:
     return [records[i] for i in sorted(records)]
 
 
-def frames(records: list[dict[str, Any]], methods: Sequence[str], steps: int) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def frames(records: list[dict[str, Any]], methods: Sequence[str], fractions: Sequence[float]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Long remove- and keep-frames (see metrics) for `methods`, in that order; no keep-frame without sufficiency."""
-    fractions = np.linspace(0.0, 1.0, steps)
     ids = [r["index"] for r in records]
     labels = [r["label"] for r in records]
     build = lambda key: pd.concat(  # noqa: E731
@@ -48,18 +51,20 @@ def frames(records: list[dict[str, Any]], methods: Sequence[str], steps: int) ->
     return build("remove"), (build("keep") if records and records[0]["keep"] else None)
 
 
-def write_report(out: Path, dataset: str, methods: Sequence[str], records: list[dict[str, Any]], steps: int, title: str) -> Report:
-    """Writes table1.csv/.md, metrics.csv, curves.csv and curves.png into `out`."""
-    remove, keep = frames(records, methods, steps)
-    eleven = int(np.argmin(np.abs(np.linspace(0, 1, steps) - 1 / 9)))  # the paper's 11 % step (step 1 of 10)
-    metrics = summary(remove, keep, step=eleven).reindex(list(methods))
+def write_report(out: Path, dataset: str, methods: Sequence[str], records: list[dict[str, Any]],
+                 degradation: DegradationSettings, title: str) -> Report:
+    """Writes table1.csv/.md, metrics.csv, curves.csv and curves.png into `out`, with the fraction grid
+    and headline fraction the results were computed with (read from settings.json by the caller)."""
+    remove, keep = frames(records, methods, degradation.grid)
+    name = degradation.headline_name
+    metrics = summary(remove, keep, headline=degradation.headline).reindex(list(methods))
     table1 = pd.DataFrame(
         {
             "method": list(methods),
             "dataset": dataset,
             "n": metrics["n"].astype(int).to_numpy(),
             "original_prob": metrics["o"].round(4).to_numpy(),
-            "drop_11": metrics["drop"].round(4).to_numpy(),
+            name: metrics[name].round(4).to_numpy(),
         }
     )
     curves = normalised_curves(remove)
@@ -74,7 +79,7 @@ def write_report(out: Path, dataset: str, methods: Sequence[str], records: list[
     files["table1.md"].write_text(markdown_table(table1) + "\n")
     metrics.round(4).to_csv(files["metrics.csv"])
     curves.round(6).to_csv(files["curves.csv"], index=False)
-    save_curves(files["curves.png"], remove, "method", normalised=True, title=title)
+    save_curves(files["curves.png"], curves, "method", "normalised", title=title)
     return Report(table1, metrics, curves, files)
 
 

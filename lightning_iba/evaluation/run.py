@@ -11,19 +11,20 @@ import torch
 from torch import Tensor, nn
 
 from lightning_iba.attribution.base import Attributor
-from lightning_iba.evaluation.degradation import SpecialTokens, check_choice, degradation_curve, default_fractions
-from lightning_iba.evaluation.settings import EvaluationSettings
+from lightning_iba.models.utils import freeze
+from lightning_iba.data.tokens import SpecialTokens
+from lightning_iba.evaluation.degradation import DegradationSettings, degradation_curve
 
 log = logging.getLogger("lightning_iba.evaluation")
 
 
-def select_indices(n: int, samples: int | None, seed: int) -> list[int]:
+def select_indices(n: int, instances: int | None, seed: int) -> list[int]:
     """The instances to evaluate: a seeded sample of the split (sorted), the same for any number of devices."""
-    if samples is None or samples >= n:
-        if samples is not None and samples > n:
-            log.warning("evaluation: --samples %d is larger than the split (%d instances); using all of them", samples, n)
+    if instances is None or instances >= n:
+        if instances is not None and instances > n:
+            log.warning("evaluation: --instances %d is more than the split holds (%d); using all of them", instances, n)
         return list(range(n))
-    return sorted(np.random.default_rng(seed).permutation(n)[:samples].tolist())
+    return sorted(np.random.default_rng(seed).permutation(n)[:instances].tolist())
 
 
 @dataclass
@@ -64,23 +65,22 @@ class EvaluationModule(pl.LightningModule):
     only them kept ("keep").
     """
 
-    def __init__(self, model: nn.Module, attributors: list[tuple[str, Attributor]], special: SpecialTokens, settings: EvaluationSettings):
+    def __init__(self, model: nn.Module, attributors: list[tuple[str, Attributor]], special: SpecialTokens,
+                 degradation: DegradationSettings, batch_size: int):
         super().__init__()
-        self.model = model.eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
+        self.model = freeze(model)
         self.attributors = attributors
         self.special = special
-        self.settings = settings
-        check_choice("mode", settings.mode, ("delete", "mask"))
-        check_choice("order", settings.order, ("most", "least"))
-        self.fractions = default_fractions(settings.degradation_steps)
+        self.degradation = degradation
+        self.fractions = torch.tensor(degradation.grid, dtype=torch.float64)
+        self.forward_batch_size = max(64, batch_size * 4)  # degraded variants per forward pass
 
     def _curve(self, batch: dict[str, Any], scores: Tensor, keep: bool) -> Tensor:  # [batch, steps]
-        s = self.settings
+        d = self.degradation
         return degradation_curve(
             self.model, batch["input_ids"], batch["attention_mask"], batch["labels"], scores, self.special,
-            batch["token_type_ids"], self.fractions, mode=s.mode, order=s.order, keep=keep, batch_size=max(64, s.batch_size * 4),
+            batch["token_type_ids"], self.fractions, mode=d.mode, order=d.order, count=d.count, keep=keep,
+            batch_size=self.forward_batch_size,
         )
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
@@ -97,7 +97,7 @@ class EvaluationModule(pl.LightningModule):
                 bad = [batch["id"][i] for i in (~torch.isfinite(scores)).any(1).nonzero().flatten().tolist()]
                 raise FloatingPointError(f"method {name} gave non-finite scores for instances {bad}")
             remove[name] = self._curve(batch, scores, keep=False)
-            if self.settings.sufficiency:
+            if self.degradation.sufficiency:
                 keep[name] = self._curve(batch, scores, keep=True)
         lengths = batch["attention_mask"].sum(1).tolist()
         return [

@@ -8,6 +8,8 @@ from typing import Any, Iterator
 
 from pytorch_lightning.callbacks import BasePredictionWriter
 
+from lightning_iba.errors import LightningIBAError
+
 SHARD_DIR = "shards"
 
 
@@ -15,15 +17,25 @@ def shard_files(out: Path) -> list[Path]:
     return sorted((out / SHARD_DIR).glob("rank-*.jsonl"))
 
 
+RECORD_KEYS = ("index", "id", "label", "original_prob", "remove", "keep")
+
+
 def read_records(out: Path) -> Iterator[dict[str, Any]]:
-    """Every complete record of every shard; a line cut short by a kill is skipped."""
+    """Every complete record of every shard. A line cut short by a kill (not JSON) is skipped: its
+    instance is simply evaluated again. A line that is JSON but not a record is an error naming it."""
     for path in shard_files(out):
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for number, line in enumerate(fh, start=1):
                 try:
-                    yield json.loads(line)
+                    record = json.loads(line)
                 except json.JSONDecodeError:
                     continue
+                if not isinstance(record, dict) or any(k not in record for k in RECORD_KEYS) or not isinstance(record["index"], int):
+                    raise LightningIBAError(
+                        f"{path}:{number}: not an evaluation record ({line.strip()[:60]!r}); delete that line and run "
+                        "again with --resume (its instance is then evaluated again)"
+                    )
+                yield record
 
 
 def done_indices(out: Path) -> set[int]:

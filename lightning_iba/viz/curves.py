@@ -1,5 +1,6 @@
 """Degradation curves as PNG line plots: one line per method (Figure 1) or per sweep value
-(layers, Figure 2a / 4; betas, Figure 2b / 5)."""
+(layers, Figure 2a / 4; betas, Figure 2b / 5). The curves are computed elsewhere (the evaluation's
+metrics); this module only draws them."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,42 +9,34 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure  # no pyplot: no global state, renders with Agg
 
-from lightning_iba.evaluation.metrics import mean_curves, normalised_curves
+from lightning_iba.errors import LightningIBAError
 from lightning_iba.viz.figures import save_png
+
+Y_LABELS = {"normalised": "normalised drop $\\bar d_k$", "prob": "mean $p(y\\mid x')$"}
 
 
 def save_curves(
     path: str | Path,
-    frame: pd.DataFrame,
+    curves: pd.DataFrame,
     by: str = "method",
-    normalised: bool = True,
+    value: str = "normalised",
     title: str | None = None,
     legend_title: str | None = None,
     dpi: int = 120,
 ) -> Path:
-    """Plot the mean curve of each `by` group of a long degradation frame (see metrics) against the
-    % of tokens removed: the normalised drop d_k (default) or the raw mean p(y|x'). Returns the path."""
-    data = normalised_curves(frame, by) if normalised else mean_curves(frame, by)
-    data = data.assign(percent=100 * data["fraction"], **{by: data[by].astype(str)})  # categorical hue
+    """Plot one line per `by` group of a curves frame (columns `by`, `fraction` and `value`, e.g.
+    the evaluation's curves.csv) against the % of tokens removed. Returns the path."""
+    missing = [c for c in (by, "fraction", value) if c not in curves.columns]
+    if missing:
+        raise LightningIBAError(f"curves to plot lack column(s) {', '.join(missing)}")
+    data = curves.assign(percent=100 * curves["fraction"], **{by: curves[by].astype(str)})  # categorical hue
     fig = Figure(figsize=(6.0, 4.2))
     ax = fig.add_subplot()
-    sns.lineplot(data=data, x="percent", y="normalised" if normalised else "prob", hue=by, marker="o", ax=ax)
+    sns.lineplot(data=data, x="percent", y=value, hue=by, marker="o", ax=ax)
     ax.set_xlabel("% of tokens removed")
-    ax.set_ylabel("normalised drop $\\bar d_k$" if normalised else "mean $p(y\\mid x')$")
+    ax.set_ylabel(Y_LABELS.get(value, value))
     ax.legend(title=legend_title or by)
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
     return save_png(fig, path, dpi)
-
-
-def save_degradation_plot(path: str | Path, frame: pd.DataFrame, normalised: bool = True, title: str | None = None) -> Path:
-    """Figure 1: one line per attribution method."""
-    return save_curves(path, frame, "method", normalised, title)
-
-
-def save_sweep_plot(
-    path: str | Path, frame: pd.DataFrame, by: str = "layer", normalised: bool = True, title: str | None = None
-) -> Path:
-    """Figures 2 / 4 / 5: one line per value of the sweep column `by` (e.g. "layer" or "beta")."""
-    return save_curves(path, frame, by, normalised, title, legend_title=by)

@@ -1,0 +1,290 @@
+"""`evaluate.py`: settings in, sharded results out, merged into the paper's table and figures on rank 0.
+
+Settings come from `configs/evaluate/base.yaml` (every science default), any `--config` overlay
+(one per dataset, cpu, sweeps, demo) and flags. Groups: `--iba.*` (generated from
+BottleneckOptimizer's signature, shared with attribute.py), `--estimator.*`, `--degradation.*`,
+and one group per baseline generated from its class (`--ig.n_steps`, `--lime.kernel_width`, ...).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from jsonargparse import ActionConfigFile, ArgumentParser
+from torch.utils.data import DataLoader
+
+from lightning_iba.attribution.base import Attributor
+from lightning_iba.attribution.optimizer import BottleneckOptimizer
+from lightning_iba.attribution.registry import METHOD_CLASSES, build_attributor, parse_methods
+from lightning_iba.cli.common import (
+    IBA_SKIP,
+    EstimatorSettings,
+    base_config,
+    check_writable,
+    load_estimator,
+    load_model_for_task,
+    parse_betas,
+    resolve_layer,
+    resolve_max_length,
+    run_device,
+    setup_logging,
+)
+from lightning_iba.data.sources import load_splits, resolve_source
+from lightning_iba.data.tokens import SpecialTokens
+from lightning_iba.errors import LightningIBAError, exit_on_user_error
+from lightning_iba.evaluation.degradation import DegradationSettings
+from lightning_iba.evaluation.report import Report, merged_records, write_report
+from lightning_iba.evaluation.run import EvaluationModule, Instance, collate, select_indices
+from lightning_iba.evaluation.settings import check_resumable, read_settings, write_settings
+from lightning_iba.evaluation.shards import SHARD_DIR, ShardWriter, done_indices
+
+log = logging.getLogger("lightning_iba.evaluation")
+SWEEPS = ("layer", "beta")
+#: Options of the methods' own groups that change speed, not results (left out of the run's identity).
+SPEED_OPTIONS = {"batch_size", "internal_batch_size", "path", "pass_tokens"}
+#: Arguments the per-method groups do not take: the run sets them.
+METHOD_SKIP = {"model", "tokenizer", "seed"}
+
+
+@dataclass
+class EvaluationSettings:
+    """Everything `evaluate.py` takes besides the per-method groups; YAML files under configs/evaluate/ set the same keys.
+
+    Args:
+        checkpoint: fine-tuned model folder (null: runs/demo/model, else runs/imdb/model).
+        dataset: task to evaluate on (null: the task recorded in the checkpoint).
+        allow_task_transfer: evaluate the model on a task other than its own (recorded in the settings).
+        source: data source: hub | local | bundled | auto.
+        data_dir: folder of the original files, for source local.
+        split: split to evaluate: test, or test_mismatched for MNLI.
+        instances: number of instances drawn from the split with `seed` (null: the whole split).
+        seed: seed of the draw, of the bottleneck's noise and of LIME's and random's draws.
+        max_length: tokens per input (null: the checkpoint's fine-tuning max_length).
+        methods: attribution methods: iba, ig, lime, random, gradxinput, occlusion, attention.
+        layer: layer index after which the bottleneck sits (null: the paper's depth, 8 of 12, 3 of 6).
+        sweep: "layer" (IBA after every layer, Figure 2a) or "beta" (the betas and "X only", Figure 2b).
+        betas: the betas of a beta sweep.
+        estimator: where the bottleneck's mean and std come from.
+        degradation: fraction grid, headline fraction and removal rules.
+        out: output folder.
+        resume: continue the evaluation in `out`, skipping the instances already done.
+        batch_size: instances per batch.
+        devices: processes (GPUs or CPU processes) per node.
+        num_nodes: nodes.
+        accelerator: auto | cpu | gpu.
+        precision: "32" or "bf16" (IBA under autocast, for GPUs).
+        wandb: log the table and curves to W&B (offline without an API key).
+        wandb_project: the W&B project.
+    """
+
+    checkpoint: str | None = None
+    dataset: str | None = None
+    allow_task_transfer: bool = False
+    source: str = "auto"
+    data_dir: str | None = None
+    split: str = "test"
+    instances: int | None = 1000
+    seed: int = 0
+    max_length: int | None = None
+    methods: str | list[str] = "iba,ig,lime,random"
+    layer: int | None = None
+    sweep: str | None = None
+    betas: str | list[float] = "1e-7,1e-6,1e-5,1e-4"
+    estimator: EstimatorSettings = field(default_factory=EstimatorSettings)
+    degradation: DegradationSettings = field(default_factory=DegradationSettings)
+    # execution: how fast, not what
+    out: str = "runs/eval"
+    resume: bool = False
+    batch_size: int = 16
+    devices: int = 1
+    num_nodes: int = 1
+    accelerator: str = "auto"
+    precision: str = "32"
+    wandb: bool = True
+    wandb_project: str = "lightning-iba"
+    # the method groups, filled in by parse()
+    iba: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sweep is not None and self.sweep not in SWEEPS:
+            raise LightningIBAError(f"unknown sweep {self.sweep!r}; valid: {', '.join(SWEEPS)}")
+        for name in ("batch_size", "devices", "num_nodes"):
+            if getattr(self, name) < 1:
+                raise LightningIBAError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.instances is not None and self.instances < 1:
+            raise LightningIBAError(f"instances must be at least 1 (or null for the whole split), got {self.instances}")
+        self.methods = parse_methods(self.methods)
+        self.betas = parse_betas(self.betas, "betas")
+        if str(self.precision) not in ("32", "bf16"):
+            raise LightningIBAError(f"precision must be 32 or bf16, got {self.precision!r}")
+        self.precision = str(self.precision)
+
+    EXECUTION = ("out", "resume", "batch_size", "devices", "num_nodes", "accelerator", "wandb", "wandb_project")
+
+    def execution(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.EXECUTION}
+
+
+def build_parser(with_base_config: bool = True) -> ArgumentParser:
+    """The parser; `with_base_config=False` gives the code's own defaults (tests compare them to the YAML)."""
+    p = ArgumentParser(prog="evaluate.py", description="Degradation test of attribution methods (SPEC §6).",
+                       default_config_files=base_config("evaluate") if with_base_config else [])
+    p.add_argument("--config", action=ActionConfigFile, help="YAML file(s) under configs/evaluate/")
+    p.add_class_arguments(EvaluationSettings, None, skip={"iba", "options"})
+    p.add_class_arguments(BottleneckOptimizer, "iba", skip=IBA_SKIP)
+    for name, cls in METHOD_CLASSES.items():
+        if name != "iba" and method_parameters(cls):
+            p.add_class_arguments(cls, name, skip=METHOD_SKIP)
+    return p
+
+
+def method_parameters(cls: type) -> list[str]:
+    """The constructor options of a method class that a config may set."""
+    import inspect
+
+    return [n for n in inspect.signature(cls.__init__).parameters if n not in METHOD_SKIP | {"self"}]
+
+
+def parse(args: list[str] | None = None) -> EvaluationSettings:
+    """Command line and `--config` YAML files into settings."""
+    cfg = build_parser().parse_args(args)
+    top = {f.name: cfg[f.name] for f in fields(EvaluationSettings) if f.name not in ("iba", "options", "estimator", "degradation")}
+    options = {name: cfg[name].as_dict() for name in METHOD_CLASSES if name != "iba" and name in cfg}
+    return EvaluationSettings(
+        **top, estimator=EstimatorSettings(**cfg.estimator.as_dict()), degradation=DegradationSettings(**cfg.degradation.as_dict()),
+        iba=cfg.iba.as_dict(), options=options,
+    )
+
+
+def first_process() -> bool:
+    """True in the process that starts the run (before Lightning or torchrun launches the others)."""
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", "0"))) == 0
+
+
+def identity(s: EvaluationSettings, model, task_name: str, layer: int, source: str) -> dict[str, Any]:
+    """The settings that determine the results: a resumed run must match them exactly."""
+    keep = {k: v for k, v in dataclasses.asdict(s).items() if k not in EvaluationSettings.EXECUTION and k not in ("iba", "options")}
+    keep.update(
+        checkpoint=str(Path(model.path).resolve()), model_fingerprint=model.fingerprint, dataset=task_name,
+        task_transfer=model.task not in (None, task_name), layer=layer,
+        source=source,
+    )
+    keep["degradation"] = {**dataclasses.asdict(s.degradation), "fractions": s.degradation.grid}
+    uses_iba = "iba" in s.methods or s.sweep is not None
+    keep["iba"] = {k: v for k, v in s.iba.items() if k not in SPEED_OPTIONS} if uses_iba else None
+    keep["options"] = {m: {k: v for k, v in s.options[m].items() if k not in SPEED_OPTIONS} for m in s.methods if m in s.options}
+    if not uses_iba:
+        keep["estimator"] = None
+    if s.sweep != "beta":
+        keep["betas"] = None  # only a beta sweep uses them
+    return keep
+
+
+def build_attributors(s: EvaluationSettings, loaded, task, layer: int, source: str, splits=None) -> list[tuple[str, Attributor]]:
+    """(label, method) pairs: the chosen methods, or the variants of a layer or beta sweep."""
+    from lightning_iba.attribution.activations import ActivationScores
+
+    model, tokenizer = loaded.model, loaded.tokenizer
+    needs_iba = "iba" in s.methods or s.sweep is not None
+    fit_on = run_device(s.accelerator)  # fit the statistics where the run will compute, not on the CPU it was loaded to
+    estimator = load_estimator(s.estimator, loaded, task, source, s.data_dir, s.max_length, splits, fit_on) if needs_iba else None
+    iba = lambda **kw: BottleneckOptimizer(  # noqa: E731
+        model, **{"layer": layer, "estimator": estimator, "batch_size": s.batch_size, "seed": s.seed, "precision": s.precision, **s.iba, **kw}
+    )
+    if s.sweep == "layer":
+        return [(f"layer {l}", iba(layer=l)) for l in range(model.config.num_hidden_layers)]
+    if s.sweep == "beta":
+        return [(f"beta {b:g}", iba(beta=b)) for b in s.betas] + [("x only", ActivationScores(model, layer, estimator))]
+    seeded = {"lime", "random"}
+    return [
+        (m, iba() if m == "iba" else build_attributor(m, model, tokenizer, **s.options.get(m, {}), **({"seed": s.seed} if m in seeded else {})))
+        for m in s.methods
+    ]
+
+
+def tokenize_instances(split, indices: list[int], tokenizer, max_length: int) -> list[Instance]:
+    """The chosen instances, tokenised and sorted longest first (length bucketing for every method)."""
+    rows = split.select(indices)
+    pair = "text_pair" in rows.column_names
+    enc = tokenizer(list(rows["text"]), list(rows["text_pair"]) if pair else None, truncation=True, max_length=max_length, return_token_type_ids=True)
+    out = [Instance(i, r_id, int(y), ids, types) for i, r_id, y, ids, types in zip(indices, rows["id"], rows["label"], enc["input_ids"], enc["token_type_ids"])]
+    return sorted(out, key=lambda inst: (-len(inst.input_ids), inst.index))
+
+
+@exit_on_user_error
+def main(args: list[str] | None = None) -> Report | None:
+    """Runs (or resumes) one evaluation; returns the merged report on rank 0, None on the other ranks."""
+    setup_logging()
+    start = time.perf_counter()
+    s = parse(args)
+    out = check_writable(s.out, "--out")
+    loaded, task = load_model_for_task(s.checkpoint, s.dataset, s.allow_task_transfer)
+    log.info("evaluation: model %s (%s), task %s [%.1f s]", loaded.path, loaded.fingerprint, task.name, time.perf_counter() - start)
+    s.max_length = resolve_max_length(s.max_length, loaded)
+    layer = resolve_layer(s.layer, loaded.model.config.num_hidden_layers)
+    source = resolve_source(task, s.source)
+    ident = identity(s, loaded, task.name, layer, source)
+    if first_process():
+        check_resumable(out, ident, s.resume)  # before loading data or fitting anything
+    splits = load_splits(task, source, s.data_dir)
+    if s.split not in splits:
+        raise LightningIBAError(f"dataset {task.name} has no split {s.split!r}; valid: {', '.join(splits)}")
+    indices = select_indices(len(splits[s.split]), s.instances, s.seed)
+    log.info("evaluation: %d instances of %s %s (%s) [%.1f s]", len(indices), task.name, s.split, source, time.perf_counter() - start)
+
+    attributors = build_attributors(s, loaded, task, layer, source, splits)  # validates every method option first
+    labels = [name for name, _ in attributors]
+    module = EvaluationModule(loaded.model, attributors, SpecialTokens.from_tokenizer(loaded.tokenizer), s.degradation, s.batch_size)
+
+    if first_process():
+        if not s.resume:
+            shutil.rmtree(out / SHARD_DIR, ignore_errors=True)
+        out.mkdir(parents=True, exist_ok=True)
+        write_settings(out, ident, s.execution())
+    done = done_indices(out) if s.resume else set()
+    pending = [i for i in indices if i not in done]
+    if done:
+        log.info("evaluation: resuming, %d of %d instances already done", len(indices) - len(pending), len(indices))
+
+    if pending:
+        log.info("evaluation: attributing %d instances with %s [%.1f s]", len(pending), ", ".join(labels), time.perf_counter() - start)
+        tokenizer = loaded.tokenizer
+        loader = DataLoader(
+            tokenize_instances(splits[s.split], pending, tokenizer, s.max_length), batch_size=s.batch_size,
+            collate_fn=lambda batch: collate(batch, tokenizer.pad_token_id),
+        )
+        trainer = pl.Trainer(
+            accelerator=s.accelerator, devices=s.devices, num_nodes=s.num_nodes,
+            strategy="ddp" if s.devices * s.num_nodes > 1 else "auto",
+            logger=False, callbacks=[ShardWriter(out)], inference_mode=False, enable_model_summary=False,
+        )
+        trainer.predict(module, dataloaders=loader, return_predictions=False)
+        trainer.strategy.barrier("merge")
+        if not trainer.is_global_zero:
+            return None
+    stored = read_settings(out) or ident  # the grid and headline the results were computed with
+    degradation = DegradationSettings(**{**stored["degradation"], "fractions": stored["degradation"]["fractions"]})
+    title = f"{task.name} ({s.split}, n={len(indices)})"
+    report = write_report(out, task.name, labels, merged_records(out, indices), degradation, title)
+    if s.wandb:
+        report.files["wandb"] = Path(log_run(report, out, stored, s, task.name))
+    log.info("evaluation: done [%.1f s]", time.perf_counter() - start)
+    print(report.table1.to_string(index=False))
+    for name, path in report.files.items():
+        print(f"{name}: {path}")
+    return report
+
+
+def log_run(report: Report, out: Path, settings: dict[str, Any], s: EvaluationSettings, dataset: str) -> str:
+    from lightning_iba.evaluation.wandb_report import log_to_wandb
+
+    name = f"evaluate-{dataset}" + (f"-{s.sweep}-sweep" if s.sweep else "")
+    return log_to_wandb(report, out, settings, s.wandb_project, name)

@@ -1,0 +1,162 @@
+"""The configs: every shipped file parses, the science defaults live in one place (base.yaml, and the
+code agrees), and each task of the registry has exactly its two thin overlays."""
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import yaml
+
+from conftest import REPO
+from lightning_iba.data.tasks import TASKS
+
+CONFIGS = REPO / "configs"
+#: overlays that are not a dataset: profiles and experiments
+NOT_DATASETS = {"base", "cpu", "paper", "demo", "demo_256", "layer_sweep", "beta_sweep"}
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def yaml_of(path) -> dict:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+# ---------------------------------------------------------------- evaluate and attribute
+
+
+@pytest.mark.parametrize("command", ["evaluate", "attribute"])
+def test_base_yaml_holds_every_setting_with_the_codes_own_default(command):
+    from lightning_iba.cli import attribute, evaluate
+
+    module = {"evaluate": evaluate, "attribute": attribute}[command]
+    code = flatten(module.build_parser(with_base_config=False).get_defaults().as_dict())
+    code.pop("config", None)
+    base = flatten(yaml_of(CONFIGS / command / "base.yaml"))
+    assert set(base) == set(code), f"only in base.yaml: {set(base) - set(code)}; only in code: {set(code) - set(base)}"
+    differ = {k: (base[k], code[k]) for k in base if str(base[k]) != str(code[k]) and base[k] != code[k]}
+    assert not differ, f"base.yaml and the code disagree (yaml, code): {differ}"
+
+
+@pytest.mark.parametrize("config", sorted((CONFIGS / "evaluate").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_evaluation_config_is_valid(config):
+    """Each shipped config parses over base.yaml (no unknown keys) and names methods, estimator and dataset that exist."""
+    from lightning_iba.cli.evaluate import parse
+    from lightning_iba.data.tasks import get_task
+
+    settings = parse(["--config", str(config)])  # raises on unknown keys and bad values
+    assert settings.methods and settings.betas
+    if settings.dataset is not None:
+        get_task(settings.dataset)
+    assert settings.degradation.headline_name == "drop_11"
+
+
+@pytest.mark.parametrize("config", sorted((CONFIGS / "attribute").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_attribution_config_is_valid(config):
+    from lightning_iba.cli.attribute import parse
+
+    settings, iba, estimator = parse(["--config", str(config)])
+    assert iba["beta"] > 0 and estimator.name in ("dataset", "reference")
+
+
+def test_dataset_and_profile_overlays_compose():
+    from lightning_iba.cli.evaluate import parse
+
+    rte = parse(["--config", str(CONFIGS / "evaluate" / "rte.yaml"), "--config", str(CONFIGS / "evaluate" / "paper.yaml")])
+    assert (rte.layer, rte.iba["beta"], rte.options["lime"]["num_samples"], rte.precision) == (9, 1e-4, 75, "bf16")
+    cpu = parse(["--config", str(CONFIGS / "evaluate" / "rte.yaml"), "--config", str(CONFIGS / "evaluate" / "cpu.yaml")])
+    assert cpu.layer is None and cpu.instances == 1000  # the relative depth of the smaller model
+    assert parse(["--config", str(CONFIGS / "evaluate" / "layer_sweep.yaml")]).split == "validation"  # chosen on validation
+
+
+# ---------------------------------------------------------------- train
+
+
+def test_finetune_base_yaml_agrees_with_the_code():
+    from lightning_iba.data.datamodule import TextClassificationDataModule
+    from lightning_iba.models.callbacks import ExportBestModel
+    from lightning_iba.models.classifier import SequenceClassifier
+
+    base = yaml_of(CONFIGS / "finetune" / "base.yaml")
+    for group, cls in (("data", TextClassificationDataModule), ("model", SequenceClassifier), ("export", ExportBestModel)):
+        params = inspect.signature(cls.__init__).parameters
+        for key, value in base[group].items():
+            assert key in params, f"{group}.{key} is not an argument of {cls.__name__}"
+            default = params[key].default
+            if group == "export" and key == "dirpath":
+                continue  # null in both: derived from the dataset
+            assert default == value, f"{group}.{key}: base.yaml {value!r}, {cls.__name__} {default!r}"
+
+
+@pytest.mark.parametrize(
+    "configs",
+    [[p.name] for p in sorted((CONFIGS / "finetune").glob("*.yaml")) if p.stem not in ("base", "cpu")] + [["imdb.yaml", "cpu.yaml"]],
+    ids=lambda names: "+".join(names),
+)
+def test_every_finetune_config_parses(configs, capsys):
+    """Each shipped config (and the cpu overlay) is accepted over base.yaml and names a known dataset."""
+    from lightning_iba.cli.train import build_cli
+    from lightning_iba.data.tasks import get_task
+
+    args = [a for name in configs for a in ("--config", str(CONFIGS / "finetune" / name))]
+    with pytest.raises(SystemExit) as exit_info:
+        build_cli([*args, "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    get_task(printed["data"]["dataset"])
+    assert printed["trainer"]["max_epochs"] or printed["trainer"]["max_steps"] > 0
+
+
+def test_folders_follow_the_dataset_when_left_null():
+    from lightning_iba.cli.common import base_config
+    from lightning_iba.cli.train import FinetuneCLI, program_arguments
+    from lightning_iba.data.datamodule import TextClassificationDataModule
+    from lightning_iba.models.classifier import SequenceClassifier
+
+    class Parsed(Exception):
+        pass
+
+    class Probe(FinetuneCLI):
+        def instantiate_classes(self) -> None:  # stop once the derived defaults are filled in
+            raise Parsed(self.config)
+
+    args = ["--config", str(CONFIGS / "finetune" / "mnli.yaml")]
+    with program_arguments(args), pytest.raises(Parsed) as parsed:
+        Probe(SequenceClassifier, TextClassificationDataModule, run=False, args=args, parser_kwargs={"default_config_files": base_config("finetune")})
+    c = parsed.value.args[0]
+    assert c.trainer.default_root_dir == "runs/mnli" and c.trainer.max_epochs == 3
+    assert (c.checkpoint.dirpath, c.export.dirpath) == ("runs/mnli/checkpoints", "runs/mnli/model")
+    names = {str(lg.class_path).rsplit(".", 1)[-1]: (lg.init_args.save_dir, lg.init_args.name) for lg in c.trainer.logger}
+    assert names == {"AutoWandbLogger": ("runs/mnli", "finetune-mnli"), "RunCSVLogger": ("runs/mnli", "csv")}
+
+
+# ---------------------------------------------------------------- the registry and the overlays
+
+
+def test_each_task_has_its_two_overlays_and_nothing_else_names_a_dataset():
+    for command in ("finetune", "evaluate"):
+        overlays = {p.stem for p in (CONFIGS / command).glob("*.yaml")} - NOT_DATASETS
+        assert overlays == set(TASKS), f"configs/{command}: overlays {sorted(overlays)} vs registry {sorted(TASKS)}"
+
+
+@pytest.mark.parametrize("command", ["finetune", "evaluate"])
+def test_dataset_overlays_are_thin_they_never_restate_base(command):
+    base = flatten(yaml_of(CONFIGS / command / "base.yaml"))
+    for path in sorted((CONFIGS / command).glob("*.yaml")):
+        if path.stem not in TASKS:
+            continue  # profiles and experiments go over a dataset overlay and may set a base value back
+        restated = {k: v for k, v in flatten(yaml_of(path)).items() if k in base and base[k] == v and k != "data.dataset"}
+        assert not restated, f"{path.relative_to(REPO)} repeats base.yaml: {restated}"
+
+
+def test_readme_flag_tables_are_generated_from_the_parsers():
+    from lightning_iba.cli import docs
+
+    assert docs.main(["--check"]) == 0, "README.md flag tables are stale: run `python -m lightning_iba.cli.docs`"
