@@ -16,9 +16,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+import numpy as np
 from torch import Tensor, nn
 
 from lightning_iba.errors import LightningIBAError
+
+def check_layer(layer: int, num_layers: int) -> int:
+    """`layer` as an int if it indexes one of `num_layers` encoder layers, else a one-line error."""
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < num_layers:
+        raise LightningIBAError(f"layer {layer!r} is out of range; valid: 0..{num_layers - 1}")
+    return int(layer)
+
 
 # Where the layer ModuleList lives, relative to the base model (then to the full model).
 _LAYER_PATHS = ("encoder.layer", "transformer.layer", "encoder.layers", "transformer.layers", "layers", "layer")

@@ -30,6 +30,7 @@ from lightning_iba.attribution.base import Attributor, instance_seed, mask_paddi
 from lightning_iba.attribution.bottleneck import InformationBottleneck
 from lightning_iba.attribution.encoder import (
     capture_hidden_states,
+    check_layer,
     find_encoder,
     full_forward,
     replace_after_layer,
@@ -227,9 +228,7 @@ class BottleneckOptimizer(Attributor):
 
     # ---- validation ----------------------------------------------------------------------------
     def _check_layer(self, layer: int) -> int:
-        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < self.num_layers:
-            raise LightningIBAError(f"layer {layer!r} is out of range; valid: 0..{self.num_layers - 1}")
-        return int(layer)
+        return check_layer(layer, self.num_layers)
 
     def _check_inputs(self, input_ids, attention_mask, target, token_type_ids) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         input_ids = torch.as_tensor(input_ids)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from lightning_iba.attribution.encoder import check_layer
 from lightning_iba.data.tasks import Task, get_task
 from lightning_iba.data.tokens import MIN_MAX_LENGTH
 from lightning_iba.errors import LightningIBAError
@@ -45,12 +46,6 @@ def base_config(command: str) -> list[str]:
 def default_layer(num_layers: int) -> int:
     """The paper's relative depth: index 8 of BERT-base's 12 layers, index 3 of a 6-layer MiniLM."""
     return max(0, num_layers * 3 // 4 - 1)
-
-
-def check_layer(layer: int, num_layers: int) -> int:
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < num_layers:
-        raise LightningIBAError(f"layer {layer!r} is out of range; valid: 0..{num_layers - 1}")
-    return layer
 
 
 def resolve_layer(layer: int | None, num_layers: int) -> int:

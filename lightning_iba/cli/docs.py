@@ -63,11 +63,7 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 def table(command: str) -> str:
     """The Markdown flag table of `command` (attribute, evaluate or train)."""
     if command == "train":
-        from lightning_iba.cli.train import build_cli, program_arguments
-
-        with program_arguments([]):
-            cli = _parser_only(build_cli)
-        parser, keep = cli, lambda dest: dest.startswith(TRAIN_GROUPS)
+        parser, keep = _train_parser(), lambda dest: dest.startswith(TRAIN_GROUPS)
     else:
         module = __import__(f"lightning_iba.cli.{command}", fromlist=["build_parser"])
         parser, keep = module.build_parser(), lambda dest: True
@@ -77,10 +73,10 @@ def table(command: str) -> str:
     return "\n".join(lines)
 
 
-def _parser_only(build_cli):
+def _train_parser():
     """The fine-tuning CLI's parser, without instantiating the model or data."""
     from lightning_iba.cli.common import base_config
-    from lightning_iba.cli.train import FinetuneCLI
+    from lightning_iba.cli.train import FinetuneCLI, program_arguments
     from lightning_iba.data.datamodule import TextClassificationDataModule
     from lightning_iba.models.classifier import SequenceClassifier
 
@@ -89,8 +85,9 @@ def _parser_only(build_cli):
             raise _Parser(parser)
 
     try:
-        ParserOnly(SequenceClassifier, TextClassificationDataModule, run=False, args=[],
-                   parser_kwargs={"default_config_files": base_config("finetune")})
+        with program_arguments([]):
+            ParserOnly(SequenceClassifier, TextClassificationDataModule, run=False, args=[],
+                       parser_kwargs={"default_config_files": base_config("finetune")})
     except _Parser as found:
         return found.args[0]
     raise RuntimeError("the fine-tuning CLI did not build its parser")

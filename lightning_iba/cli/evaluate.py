@@ -127,6 +127,11 @@ class EvaluationSettings:
             raise LightningIBAError(f"precision must be 32 or bf16, got {self.precision!r}")
         self.precision = str(self.precision)
 
+    @property
+    def uses_iba(self) -> bool:
+        """IBA runs: as a method, or as the variants of a sweep."""
+        return "iba" in self.methods or self.sweep is not None
+
     EXECUTION = ("out", "resume", "batch_size", "devices", "num_nodes", "accelerator", "wandb", "wandb_project")
 
     def execution(self) -> dict[str, Any]:
@@ -178,10 +183,9 @@ def identity(s: EvaluationSettings, model, task_name: str, layer: int, source: s
         source=source,
     )
     keep["degradation"] = {**dataclasses.asdict(s.degradation), "fractions": s.degradation.grid}
-    uses_iba = "iba" in s.methods or s.sweep is not None
-    keep["iba"] = {k: v for k, v in s.iba.items() if k not in SPEED_OPTIONS} if uses_iba else None
+    keep["iba"] = {k: v for k, v in s.iba.items() if k not in SPEED_OPTIONS} if s.uses_iba else None
     keep["options"] = {m: {k: v for k, v in s.options[m].items() if k not in SPEED_OPTIONS} for m in s.methods if m in s.options}
-    if not uses_iba:
+    if not s.uses_iba:
         keep["estimator"] = None
     if s.sweep != "beta":
         keep["betas"] = None  # only a beta sweep uses them
@@ -193,9 +197,8 @@ def build_attributors(s: EvaluationSettings, loaded, task, layer: int, source: s
     from lightning_iba.attribution.activations import ActivationScores
 
     model, tokenizer = loaded.model, loaded.tokenizer
-    needs_iba = "iba" in s.methods or s.sweep is not None
     fit_on = run_device(s.accelerator)  # fit the statistics where the run will compute, not on the CPU it was loaded to
-    estimator = load_estimator(s.estimator, loaded, task, source, s.data_dir, s.max_length, splits, fit_on) if needs_iba else None
+    estimator = load_estimator(s.estimator, loaded, task, source, s.data_dir, s.max_length, splits, fit_on) if s.uses_iba else None
     iba = lambda **kw: BottleneckOptimizer(  # noqa: E731
         model, **{"layer": layer, "estimator": estimator, "batch_size": s.batch_size, "seed": s.seed, "precision": s.precision, **s.iba, **kw}
     )
@@ -271,7 +274,7 @@ def main(args: list[str] | None = None) -> Report | None:
         if not trainer.is_global_zero:
             return None
     stored = read_settings(out) or ident  # the grid and headline the results were computed with
-    degradation = DegradationSettings(**{**stored["degradation"], "fractions": stored["degradation"]["fractions"]})
+    degradation = DegradationSettings(**stored["degradation"])
     title = f"{task.name} ({s.split}, n={len(indices)})"
     report = write_report(out, task.name, labels, merged_records(out, indices), degradation, title)
     if s.wandb:

@@ -151,10 +151,10 @@ def _carve(ds: Dataset, fraction: float, seed: int, what: str = "train", part: s
     if not 0 < fraction < 1:
         raise LightningIBAError(f"split fraction must be between 0 and 1, got {fraction}")
     labels = _labels(ds)
-    _check_carvable(ds, labels, fraction, what, part)
+    n_test = math.ceil(fraction * len(ds))  # as datasets rounds
+    _check_carvable(ds, labels, n_test, fraction, what, part)
     # Dataset.train_test_split(test_size=fraction, stratify_by_column="label", seed=seed), the same indices,
     # without its row-by-row read of the label column (20 s for the 25,000 bundled reviews).
-    n_test = math.ceil(fraction * len(ds))
     keep, carved = next(stratified_shuffle_split_generate_indices(labels, len(ds) - n_test, n_test, rng=np.random.default_rng(seed)))
     return ds.select(keep), ds.select(carved)
 
@@ -164,11 +164,10 @@ def _labels(ds: Dataset) -> np.ndarray:
     return np.asarray(ds.select_columns(["label"]).with_format("numpy")[:]["label"])
 
 
-def _check_carvable(ds: Dataset, labels: np.ndarray, fraction: float, what: str, part: str) -> None:
-    """The conditions of `Dataset.train_test_split(stratify_by_column=...)`, checked up front with a readable error."""
+def _check_carvable(ds: Dataset, labels: np.ndarray, n_part: int, fraction: float, what: str, part: str) -> None:
+    """The conditions of a stratified split carving `n_part` rows off `ds`, checked up front with a readable error."""
     counts = Counter(labels.tolist())
     n, k = len(ds), len(counts)
-    n_part = math.ceil(fraction * n)  # as datasets rounds
     n_keep = n - n_part
     rarest, fewest = min(counts.items(), key=lambda kv: (kv[1], kv[0]))
     if fewest >= 2 and n_part >= k and n_keep >= k:

@@ -15,15 +15,10 @@ from lightning_iba.evaluation.shards import read_records
 from lightning_iba.viz.curves import save_curves
 
 
-def table1_columns(headline_name: str = "drop_11") -> list[str]:
-    """Table 1's columns; the drop is named after the headline fraction (drop_11 for the paper's 11 %)."""
-    return ["method", "dataset", "n", "original_prob", headline_name]
-
-
 @dataclass
 class Report:
-    table1: pd.DataFrame  # TABLE1_COLUMNS, one row per method
-    metrics: pd.DataFrame  # per method: n, o, p@1, drop, aopc, comprehensiveness, sufficiency
+    table1: pd.DataFrame  # method, dataset, n, original_prob, drop_<headline %>; one row per method
+    metrics: pd.DataFrame  # per method: n, o, p_<headline %>, drop_<headline %>, aopc, comprehensiveness, sufficiency
     curves: pd.DataFrame  # per method and step: fraction, prob (mean), normalised
     files: dict[str, Path]
 
