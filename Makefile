@@ -22,7 +22,7 @@ EVAL_FLAGS = --config configs/evaluate/$(DATASET).yaml --config configs/evaluate
 	$(if $(DEVICES),--devices $(DEVICES))
 CHECK_DATASET = @case " $(DATASETS) " in *" $(DATASET) "*) ;; *) echo "unknown DATASET '$(DATASET)'; valid: $(DATASETS)" >&2; exit 2;; esac
 
-.PHONY: install test demo finetune evaluate table1 layer-sweep beta-sweep docs gpu-benchmark clean
+.PHONY: install test demo finetune evaluate table1 reproduce layer-sweep beta-sweep docs gpu-benchmark clean
 
 install: $(STAMP)
 
@@ -63,6 +63,13 @@ table1: install
 	$(MAKE) --no-print-directory evaluate DATASET=mnli ARGS="--split test_mismatched --out runs/mnli/eval-mismatched --resume true $(ARGS)"
 	{ head -n 1 runs/imdb/eval/table1.csv; for f in $(foreach d,$(TABLE1_DATASETS),runs/$(d)/eval/table1.csv) runs/mnli/eval-mismatched/table1.csv; do tail -n +2 $$f; done; } > runs/table1.csv
 	@cat runs/table1.csv
+
+# Table 1 (five columns, intervals) and Figures 1-2 end to end from configs/reproduce/$(PROFILE).yaml: fine-tunes,
+# chooses IBA's layer and beta on validation, evaluates the test sets. Resumable: run it again after a kill;
+# finished stages are skipped (ONLY="rte,imdb" limits the datasets).
+reproduce: install
+	@test -f configs/reproduce/$(PROFILE).yaml || { echo "no configs/reproduce/$(PROFILE).yaml; profiles: $$(ls configs/reproduce | sed 's/.yaml//')" >&2; exit 2; }
+	$(PY) -m lightning_iba.cli.reproduce --config configs/reproduce/$(PROFILE).yaml $(if $(ONLY),--only [$(ONLY)]) $(ARGS)
 
 layer-sweep: install
 	$(CHECK_DATASET)

@@ -241,6 +241,34 @@ def test_parse_methods_and_options(model, tokenizer):
         build_attributor("ig", model, tokenizer, n_stepz=3)
 
 
+def test_method_variants_and_seed_suffixes():
+    assert parse_methods("iba:dataset, IBA:Reference,ig:class0,ig:gold,lime@seed2,iba:dataset") == [
+        "iba:dataset", "iba:reference", "ig:class0", "ig:gold", "lime@seed2"
+    ]
+    for bad, message in [("iba:median", "unknown method 'iba:median'"), ("ig:class1", "unknown method 'ig:class1'"),
+                         ("ig@seed1", "only iba, lime, random take a seed"), ("iba@1", "spelled @seed<k>")]:
+        with pytest.raises(LightningIBAError, match=message):
+            parse_methods(bad)
+    with pytest.raises(UnknownNameError) as err:
+        parse_methods("lime:gold")
+    assert "iba:reference" in str(err.value) and "ig:class0" in str(err.value)
+
+
+def test_ig_class0_explains_class_0_for_every_instance(model, tokenizer):
+    ids, mask, types = encode(tokenizer, "single")
+    gold = torch.tensor([1, 1, 0])
+    class0 = build_attributor("ig:class0", model, tokenizer, n_steps=4).attribute(ids, mask, gold, types)
+    ig = build_attributor("ig", model, tokenizer, n_steps=4)
+    torch.testing.assert_close(class0, ig.attribute(ids, mask, torch.zeros_like(gold), types))
+    assert not torch.allclose(class0[:2], ig.attribute(ids, mask, gold, types)[:2])  # the gold class 1 differs
+
+
+def test_iba_variants_set_the_estimator_and_seed(model, tokenizer):
+    assert build_attributor("iba:reference", model, layer=1).estimator.__class__.__name__ == "ReferenceEstimator"
+    assert build_attributor("iba:reference@seed4", model, layer=1, seed=0).seed == 4
+    assert build_attributor("random@seed3", model, tokenizer, seed=0).seed == 3
+
+
 def test_iba_is_built_with_its_options_forwarded_and_unknown_ones_refused(model, tokenizer):
     from lightning_iba.attribution.optimizer import BottleneckOptimizer
 

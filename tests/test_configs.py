@@ -45,7 +45,7 @@ def test_base_yaml_holds_every_setting_with_the_codes_own_default(command):
     assert not differ, f"base.yaml and the code disagree (yaml, code): {differ}"
 
 
-@pytest.mark.parametrize("config", sorted((CONFIGS / "evaluate").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("config", sorted((CONFIGS / "evaluate").glob("**/*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_every_evaluation_config_is_valid(config):
     """Each shipped config parses over base.yaml (no unknown keys) and names methods, estimator and dataset that exist."""
     from lightning_iba.cli.evaluate import parse
@@ -97,7 +97,8 @@ def test_finetune_base_yaml_agrees_with_the_code():
 
 @pytest.mark.parametrize(
     "configs",
-    [[p.name] for p in sorted((CONFIGS / "finetune").glob("*.yaml")) if p.stem not in ("base", "cpu")] + [["imdb.yaml", "cpu.yaml"]],
+    [[p.name] for p in sorted((CONFIGS / "finetune").glob("*.yaml")) if p.stem not in ("base", "cpu")] + [["imdb.yaml", "cpu.yaml"]]
+    + [[f"{p.stem}.yaml", "cpu.yaml", f"cpu_minilm/{p.name}"] for p in sorted((CONFIGS / "finetune" / "cpu_minilm").glob("*.yaml"))],
     ids=lambda names: "+".join(names),
 )
 def test_every_finetune_config_parses(configs, capsys):
@@ -160,3 +161,30 @@ def test_readme_flag_tables_are_generated_from_the_parsers():
     from lightning_iba.cli import docs
 
     assert docs.main(["--check"]) == 0, "README.md flag tables are stale: run `python -m lightning_iba.cli.docs`"
+
+
+# ---------------------------------------------------------------- the reproduction
+
+
+@pytest.mark.parametrize("profile", sorted((CONFIGS / "reproduce").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_reproduction_config_composes_valid_train_and_evaluate_configs(profile, capsys):
+    """Each dataset of a reproduction names overlays that exist and parse over the dataset's own overlay."""
+    from lightning_iba.cli.evaluate import parse as parse_evaluate
+    from lightning_iba.cli.reproduce import parse
+    from lightning_iba.cli.train import build_cli
+
+    plan = parse(["--config", str(profile)])
+    assert {d.name for d in plan.datasets} >= {t.name for t in TASKS.values() if t.in_table1}, "a Table 1 column is missing"
+    for d in plan.datasets:
+        evaluate = [a for c in (f"configs/evaluate/{d.name}.yaml", *d.evaluate) for a in ("--config", str(REPO / c))]
+        for split in d.splits:
+            settings = parse_evaluate([*evaluate, "--split", split, "--methods", plan.methods, *d.validation])
+            assert settings.dataset == d.name
+        finetune = [a for c in (f"configs/finetune/{d.name}.yaml", *d.finetune) for a in ("--config", str(REPO / c))]
+        with pytest.raises(SystemExit) as exit_info:
+            build_cli([*finetune, "--print_config"])
+        assert exit_info.value.code in (0, None)
+        printed = yaml.safe_load(capsys.readouterr().out)
+        earlier = {f"{plan.runs}/{e.name}/model" for e in plan.datasets[: plan.datasets.index(d)]}
+        assert printed["data"]["dataset"] == d.name
+        assert printed["data"]["model_name_or_path"] in {"bundled-minilm", *earlier}, "starts from a model the plan has not made yet"

@@ -1,8 +1,11 @@
 """Dataset loading: original file formats, the bundled CSV, the registry, and each bad-input case."""
 from __future__ import annotations
 
+import csv
+import json
 import logging
 import re
+import shutil
 from collections import Counter
 
 import pytest
@@ -95,7 +98,10 @@ def test_missing_data_dir_and_missing_file_named(tmp_path):
     (tmp_path / "RTE" / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n")
     with pytest.raises(DataSourceError, match=r"missing file: .*RTE/dev\.tsv"):
         load_splits("rte", "local", tmp_path)
-    with pytest.raises(DataSourceError, match=r"missing file: .*aclImdb/train/neg"):
+    with pytest.raises(DataSourceError, match=r"missing file: .*aclImdb/test \(source local reads aclImdb/train/\{pos,neg\}/\*\.txt and/or aclImdb/test/"):
+        load_splits("imdb", "local", tmp_path)
+    (tmp_path / "aclImdb" / "train" / "pos").mkdir(parents=True)
+    with pytest.raises(DataSourceError, match=r"missing file: .*aclImdb/train/neg$"):
         load_splits("imdb", "local", tmp_path)
 
 
@@ -139,16 +145,21 @@ def test_hub_unreachable_without_env_flag(monkeypatch):
         hub_reachable.cache_clear()
 
 
+#: what source local needs of each task: imdb reads aclImdb/test alone (evaluation needs no train)
+LOCAL_NEEDS = {"imdb": "aclImdb/test", "agnews": "ag_news_csv/train.csv", "rte": "RTE/train.tsv", "mnli": "MNLI/train.tsv",
+               "rotten_tomatoes": "rt-polaritydata/rt-polarity.pos"}
+
+
 @pytest.mark.parametrize("task", ["imdb", "agnews", "rte", "mnli", "rotten_tomatoes"])
 def test_real_files_in_shared_data(shared_data, task):
-    from lightning_iba.data.sources import LOCAL_FILES
-
-    first = LOCAL_FILES[task][0].split("*")[0].rstrip("/")
-    if not (shared_data / first).exists():
-        pytest.skip(f"{first} is not in ../shared/data")
+    if not (shared_data / LOCAL_NEEDS[task]).exists():
+        pytest.skip(f"{LOCAL_NEEDS[task]} is not in ../shared/data")
     d = load_splits(task, "local", shared_data)
     for split in get_task(task).eval_splits:
         assert len(d[split]) > 0 and max(d[split]["label"]) < get_task(task).num_labels
+    if task == "imdb" and not (shared_data / "aclImdb" / "train").exists():  # the test folder alone: nothing carved
+        assert list(d) == ["test"] and len(d["test"]) == 25000 and Counter(d["test"]["label"]) == {0: 12500, 1: 12500}
+        assert d["test"][0]["id"] == "test/neg/0_2" and d["test"][0]["text"].startswith("Once again Mr. Costner has dragged out a movie")
 
 
 def test_datamodule_tokenises_pairs_and_pads_per_batch(tmp_path, bundled_model_path):
@@ -322,3 +333,317 @@ def test_carving_gives_exactly_the_splits_of_datasets_train_test_split():
         want = ds.train_test_split(test_size=fraction, stratify_by_column="label", seed=seed)
         keep, carved = _carve(ds, fraction, seed)
         assert list(keep["id"]) == list(want["train"]["id"]) and list(carved["id"]) == list(want["test"]["id"])
+
+
+# ---------------------------------------------------------------- source files: one file a split, as run_glue.py
+
+
+def files(**kw):
+    from lightning_iba.data.files_source import DataFiles
+
+    return DataFiles(**kw)
+
+
+def write_csv(path, rows, header=None, quoting=csv.QUOTE_MINIMAL):
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, quoting=quoting, lineterminator="\n")
+        if header:
+            w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def reviews(n: int = 10, labels=("neg", "pos")) -> list[tuple[str, str, str]]:
+    """(id, text, label) rows: texts with a comma, a quote and a number-like text, labels spelled by `labels`."""
+    return [(f"r{i}", f'review {i}, "quoted" and fine' if i else "007", labels[i % 2]) for i in range(n)]
+
+
+def test_files_csv_with_header_names_or_ids(tmp_path):
+    train = write_csv(tmp_path / "train.csv", reviews(20), header=["id", "text", "label"])
+    test = write_csv(tmp_path / "test.csv", reviews(6, labels=("0", "1")), header=["id", "text", "label"])
+    d = load_splits("imdb", "files", files=files(train_file=str(train), test_file=str(test)), validation_fraction=0.2)
+    assert {k: len(v) for k, v in d.items()} == {"train": 16, "validation": 4, "test": 6}
+    assert d["test"][0] == {"id": "r0", "text": "007", "label": 0}  # texts exactly as written: no number parsing
+    assert d["test"][1] == {"id": "r1", "text": 'review 1, "quoted" and fine', "label": 1}
+
+
+def test_files_headerless_csv_agnews_label_values(tmp_path):
+    rows = [(str(c), f"Title {c}.{i}", f"Description \\$ {c}") for c in (1, 2, 3, 4) for i in range(5)]
+    f = write_csv(tmp_path / "test.csv", rows, quoting=csv.QUOTE_ALL)
+    spec = {"test_file": str(f), "column_names": ["label", "title", "description"], "text_columns": ["title", "description"]}
+    d = load_splits("agnews", "files", files=files(**spec, label_values=[1, 2, 3, 4]))
+    assert list(d) == ["test"] and Counter(d["test"]["label"]) == {0: 5, 1: 5, 2: 5, 3: 5}
+    assert d["test"][0] == {"id": "test-0", "text": "Title 1.0 Description \\$ 1", "label": 0}  # title + " " + description
+    with pytest.raises(DataSourceError, match=r"test\.csv:16: label '4' is not one of World, Sports, Business, Sci/Tech or 0\.\.3; set files\.label_values"):
+        load_splits("agnews", "files", files=files(**spec))  # 1..3 would pass as ids: the first 4 is the error
+    with pytest.raises(DataSourceError, match=r"test\.csv:1: 3 comma-separated columns, but files\.column_names names 2"):
+        load_splits("agnews", "files", files=files(**{**spec, "column_names": ["label", "title"]}))
+
+
+def test_files_label_values_as_names(tmp_path):
+    f = write_csv(tmp_path / "t.csv", [(t, y) for _, t, y in reviews(4, labels=("negative", "positive"))], header=["text", "label"])
+    d = load_splits("imdb", "files", files=files(test_file=str(f), label_values=["negative", "positive"]))
+    assert d["test"]["label"] == [0, 1, 0, 1] and d["test"]["id"] == ["test-0", "test-1", "test-2", "test-3"]
+    with pytest.raises(DataSourceError, match=r"files\.label_values has 3 values but imdb has 2 labels \(neg, pos\)"):
+        load_splits("imdb", "files", files=files(test_file=str(f), label_values=["a", "b", "c"]))
+
+
+def test_files_glue_tsv_bare_quotes_and_gold_label(tmp_path):
+    write_rte(tmp_path, n=10)
+    tsv = tmp_path / "RTE" / "dev.tsv"
+    replace_line(tsv, 3, '1\tHe said "yes.\tA "quote\tnot_entailment')  # bare quotes: GLUE tsv has no quoting
+    d = load_splits("rte", "files", files=files(train_file=str(tmp_path / "RTE" / "train.tsv"), test_file=str(tsv)), validation_fraction=0.2)
+    assert d["test"][1] == {"id": "1", "text": 'He said "yes.', "text_pair": 'A "quote', "label": 1}  # id from the index column
+    mnli = write_mnli(tmp_path, n=18)
+    k_shot = files(train_file=str(mnli / "MNLI" / "train.tsv"), text_columns=["sentence1", "sentence2"], label_column="gold_label")
+    d = load_splits("mnli", "files", files=k_shot, validation_fraction=0.25, test_fraction=1 / 3)
+    assert {k: len(v) for k, v in d.items()} == {"train": 9, "validation": 3, "test": 6}
+
+
+def test_files_json_lines_keyed_json_and_parquet(tmp_path):
+    from datasets import Dataset
+
+    rows = [{"premise": f"P {i}.", "hypothesis": f"H {i}.", "label": i % 3} for i in range(6)]
+    jsonl = tmp_path / "dev.jsonl"
+    jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    keyed = tmp_path / "train.json"  # the glue_pretrain layout: one object of row objects, indent 4, label names
+    keyed.write_text(json.dumps({str(10 + i): {"text_a": f"A {i}.", "text_b": f"B {i}.", "label": ["entailment", "neutral", "contradiction"][i % 3]}
+                                 for i in range(9)}, indent=4), encoding="utf-8")
+    parquet = tmp_path / "test.parquet"
+    Dataset.from_list([{**r, "idx": 100 + i} for i, r in enumerate(rows)]).to_parquet(str(parquet))
+    d = load_splits("mnli", "files", files=files(train_file=str(keyed), validation_file=str(jsonl), test_file=str(parquet),
+                                                 text_columns=["text_a", "text_b"]))
+    assert {k: len(v) for k, v in d.items()} == {"train": 9, "validation": 6, "test": 6}
+    assert d["train"][0] == {"id": "10", "text": "A 0.", "text_pair": "B 0.", "label": 0}  # ids: the keys
+    assert d["validation"][2] == {"id": "validation-2", "text": "P 2.", "text_pair": "H 2.", "label": 2}
+    assert d["test"][1]["id"] == "101"  # the hub columns of the parquet file are read although text_columns names others
+
+
+def test_files_save_to_disk_split_folder(tmp_path):
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    features = Features({"premise": Value("string"), "hypothesis": Value("string"), "label": ClassLabel(names=["entailment", "neutral", "contradiction"]),
+                         "idx": Value("int32")})
+    ds = Dataset.from_dict({"premise": ["p0", "p1", "p2"], "hypothesis": ["h0", "h1", "h2"], "label": [2, 1, 0], "idx": [0, 1, 2]}, features=features)
+    DatasetDict({"validation_matched": ds}).save_to_disk(str(tmp_path / "dd"))
+    d = load_splits("mnli", "files", files=files(test_file=str(tmp_path / "dd" / "validation_matched")))
+    assert d["test"]["label"] == [2, 1, 0] and d["test"]["id"] == ["0", "1", "2"]
+    reordered = Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]}, features=Features({"text": Value("string"), "label": ClassLabel(names=["pos", "neg"])}))
+    reordered.save_to_disk(str(tmp_path / "reordered"))  # a ClassLabel with the task's names in another order is read by name
+    assert load_splits("imdb", "files", files=files(test_file=str(tmp_path / "reordered")))["test"]["label"] == [1, 0]
+    with pytest.raises(DataSourceError, match=r"dd \(files\.test_file\) holds a DatasetDict \(splits validation_matched\), not one split: "
+                                              r"name a split's folder, e.g. .*dd/validation_matched, or use source disk"):
+        load_splits("mnli", "files", files=files(test_file=str(tmp_path / "dd")))
+
+
+def hub_split(columns: tuple[str, str], names: tuple[str, ...], n: int, tag: str = ""):
+    """A split as the hub's GLUE datasets have it: two text columns, a ClassLabel and idx."""
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    a, b = columns
+    features = Features({a: Value("string"), b: Value("string"), "label": ClassLabel(names=list(names)), "idx": Value("int32")})
+    rows = {a: [f"{tag} p{i}" for i in range(n)], b: [f"h{i}" for i in range(n)], "label": [i % len(names) for i in range(n)], "idx": list(range(n))}
+    return Dataset.from_dict(rows, features=features)
+
+
+def test_disk_source_maps_hub_splits_and_carves_nothing_without_train(tmp_path):
+    from datasets import DatasetDict
+
+    mnli = (("premise", "hypothesis"), get_task("mnli").label_names)
+    DatasetDict({"validation_matched": hub_split(*mnli, 6, "m"), "validation_mismatched": hub_split(*mnli, 3, "mm"),
+                 "test_matched": hub_split(*mnli, 2, "t")}).save_to_disk(str(tmp_path / "mnli"))
+    d = load_splits("mnli", "disk", tmp_path / "mnli")
+    assert list(d) == ["test", "test_mismatched"] and (len(d["test"]), len(d["test_mismatched"])) == (6, 3)
+    assert d["test_mismatched"][1] == {"id": "1", "text": "mm p1", "text_pair": "h1", "label": 1}
+    # rte: train + validation (= test) as the hub has them; validation carved out of train
+    rte = (("sentence1", "sentence2"), get_task("rte").label_names)
+    DatasetDict({"train": hub_split(*rte, 10), "validation": hub_split(*rte, 4)}).save_to_disk(str(tmp_path / "rte"))
+    d = load_splits("rte", "disk", tmp_path / "rte", validation_fraction=0.2)
+    assert {k: len(v) for k, v in d.items()} == {"train": 8, "validation": 2, "test": 4}
+    with pytest.raises(DataSourceError, match=r"mnli: none of the splits of nyu-mll/glue \(rte\) \(train, validation\); the folder has validation_matched"):
+        load_splits("rte", "disk", tmp_path / "mnli")
+    with pytest.raises(DataSourceError, match=r"source 'disk' needs data_dir, a datasets\.save_to_disk folder"):
+        load_splits("rte", "disk", None)
+
+
+@pytest.mark.parametrize(
+    "name, content, spec, message",
+    [
+        ("t.csv", "text,label\nfine,pos\n", {"label_column": "y"},
+         r"t\.csv: no column 'y' \(files\.label_column\); the file has 'text', 'label'$"),
+        ("t.csv", "fine,pos\nbad,neg\n", {},
+         r"t\.csv: no column 'text' \(the imdb text column \(files\.text_columns\)\); the file has 'fine', 'pos' \(a file without a header line needs files\.column_names\)$"),
+        ("t.csv", 'text,label\nfine,pos\n"two\nlines",neg\nbad,maybe\n', {},
+         r"t\.csv:5: label 'maybe' is not one of neg, pos or 0\.\.1; set files\.label_values"),
+        ("t.tsv", "text\tlabel\nfine\tpos\nbad\t-1\n", {}, r"t\.tsv:3: label '-1' is not one of neg, pos or 0\.\.1 \(-1: an unlabelled split"),
+        ("t.jsonl", '{"text": "fine", "label": 1}\n\n{"text": "bad", "label": 7}\n', {}, r"t\.jsonl:3: label '7' is not one of neg, pos or 0\.\.1"),
+        ("t.json", '{"a": {"text": "fine", "label": "pos"}, "b": {"text": "bad", "label": ""}}', {},
+         r"t\.json: row 'b': label '' is not one of neg, pos or 0\.\.1 \(an empty label\)$"),
+        ("t.csv", "", {}, r"t\.csv: empty file \(files\.test_file\)$"),
+        ("t.jsonl", "\n\n", {}, r"t\.jsonl: empty file \(files\.test_file\)$"),
+        ("t.csv", "text,label\n", {}, r"t\.csv: no rows after the header line \(text, label\)$"),
+        ("t.parquet", None, {}, r"t\.parquet: no rows$"),
+        ("t.txt", "fine\n", {}, r"t\.txt: unknown file type '\.txt' \(files\.test_file\); use \.csv, \.tsv, \.json, \.jsonl, \.parquet or a datasets\.save_to_disk folder$"),
+        ("t.csv", 'text,label\n"open,pos\n', {}, r"t\.csv: cannot read it as csv \(ParserError: .*EOF"),
+        ("t.json", '{"text": "fine", "label": 1', {}, r"t\.json:1: malformed JSON \(Expecting"),
+    ],
+    ids=["column", "headerless", "label-csv", "label-tsv", "label-jsonl", "label-keyed", "empty", "blank", "header-only", "parquet-no-rows", "extension",
+         "csv-quote", "json"],
+)
+def test_bad_files_are_one_line_errors_naming_the_file(tmp_path, name, content, spec, message):
+    f = tmp_path / name
+    if content is None:
+        from datasets import Dataset
+
+        Dataset.from_dict({"text": [], "label": []}).to_parquet(str(f))
+    else:
+        f.write_text(content, encoding="utf-8")
+    with pytest.raises(DataSourceError, match=message) as error:
+        load_splits("imdb", "files", files=files(test_file=str(f), **spec))
+    assert "\n" not in str(error.value)
+
+
+def test_files_settings_errors(tmp_path):
+    with pytest.raises(DataSourceError, match=r"missing file: .*nope\.csv \(files\.train_file\)$"):
+        load_splits("imdb", "files", files=files(train_file=str(tmp_path / "nope.csv")))
+    with pytest.raises(DataSourceError, match=r"source 'files' needs at least one of files\.train_file, files\.validation_file, files\.test_file$"):
+        load_splits("imdb", "files", files=files())
+    f = write_csv(tmp_path / "t.csv", [("a", "b", "entailment")], header=["sentence1", "sentence2", "label"])
+    with pytest.raises(DataSourceError, match=r"rte is a sentence-pair task: files\.text_columns needs exactly 2 columns, got \['sentence1'\]"):
+        load_splits("rte", "files", files=files(test_file=str(f), text_columns=["sentence1"]))
+    with pytest.raises(DataSourceError, match=r"files\.test_mismatched_file is for mnli only"):
+        load_splits("rte", "files", files=files(test_mismatched_file=str(f)))
+    with pytest.raises(DataSourceError, match=r"t\.csv: no column 'premise' \(the mnli text column \(files\.text_columns\)\); the file has 'sentence1', 'sentence2', 'label'"):
+        load_splits("mnli", "files", files=files(test_file=str(f)))
+
+
+def test_absent_split_is_a_one_line_error_with_a_hint(tmp_path, bundled_model_path):
+    from lightning_iba.data.datamodule import TextClassificationDataModule
+    from lightning_iba.data.sources import require_split, split_hint
+
+    task = get_task("imdb")
+    test_only = write_aclimdb(tmp_path / "acl", n_per_class=3)
+    shutil.rmtree(test_only / "aclImdb" / "train")
+    d = load_splits("imdb", "local", test_only)
+    assert list(d) == ["test"] and len(d["test"]) == 6
+    dm = TextClassificationDataModule("imdb", "local", str(test_only), bundled_model_path, max_length=16)
+    with pytest.raises(DataSourceError, match=r"^fine-tuning needs the 'train' split of imdb, but source 'local' has only: test; "
+                                              r"--data\.source bundled has imdb training data$"):
+        dm.setup("fit")
+    dm.setup("test")  # testing needs only test
+    assert split_hint(task, "local", "train", "--estimator.source") == "--estimator.source bundled has imdb training data"
+    assert split_hint(get_task("mnli"), "disk", "train", "--estimator.source") == "read it with --estimator.source files and --files.train_file FILE"
+    with pytest.raises(DataSourceError, match=r"^evaluation \(--split\) needs the 'validation' split of imdb, but source 'files' has only: test; set --files\.validation_file$"):
+        require_split(d, "validation", task, "files", "evaluation (--split)", split_hint(task, "files", "validation"))
+
+
+def test_estimator_names_the_missing_split_and_reads_another_source(tmp_path, tiny_bert):
+    from types import SimpleNamespace
+
+    from lightning_iba.cli.common import EstimatorSettings, load_estimator
+
+    test_only = write_aclimdb(tmp_path / "acl", n_per_class=2)
+    shutil.rmtree(test_only / "aclImdb" / "train")
+    model = SimpleNamespace(fingerprint="sha256:0", model=tiny_bert, path=tmp_path, tokenizer=None)
+    settings = EstimatorSettings(texts=4, cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(DataSourceError, match=r"^the IBA estimator \(--estimator\.split\) needs the 'train' split of imdb, but source 'local' has only: test; "
+                                              r"--estimator\.source bundled has imdb training data$"):
+        load_estimator(settings, model, get_task("imdb"), "local", str(test_only), 16)
+    train = write_csv(tmp_path / "train.csv", [(t, y) for _, t, y in reviews(10)], header=["text", "label"])
+    settings = EstimatorSettings(texts=4, source="files", split="validation", cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(DataSourceError, match=r"needs the 'validation' split of imdb, but source 'files' has only: test; set --files\.validation_file$"):
+        load_estimator(settings, model, get_task("imdb"), "local", str(test_only), 16, files=files(test_file=str(train)))
+
+
+def test_data_identity_follows_file_contents(tmp_path):
+    from lightning_iba.data.files_source import run_data_identity, statistics_source
+
+    f = write_csv(tmp_path / "t.csv", [("a", "pos")], header=["text", "label"])
+    spec = files(test_file=str(f))
+    before = run_data_identity(["files", "local"], None, spec)
+    assert before["files"]["test_file"] == str(f) and before["data"]["files"]["test"]["path"] == str(f.resolve())
+    key = statistics_source("files", None, spec)
+    assert key.startswith("files:") and statistics_source("local", "x", spec) == "local"
+    write_csv(f, [("b", "neg")], header=["text", "label"])
+    assert run_data_identity(["files"], None, spec) != before and statistics_source("files", None, spec) != key
+    assert run_data_identity(["hub", "bundled"], None, spec) == {"files": None, "data": None}
+
+
+def test_cli_settings_for_files_and_disk(tmp_path, capsys):
+    """The YAML of a fine-tuning run from files and the evaluate flags of sources disk, local and files parse."""
+    import yaml
+
+    from lightning_iba.cli.evaluate import parse
+    from lightning_iba.cli.train import build_cli
+
+    config = tmp_path / "agnews.yaml"
+    config.write_text(
+        "data:\n  dataset: agnews\n  source: files\n  files:\n    train_file: ../shared/data/ag_news_csv/train_subset.csv\n"
+        "    test_file: ../shared/data/ag_news_csv/test.csv\n    column_names: [label, title, description]\n"
+        "    text_columns: [title, description]\n    label_values: [1, 2, 3, 4]\n"
+    )
+    with pytest.raises(SystemExit):
+        build_cli(["--config", str(config), "--print_config"])
+    data = yaml.safe_load(capsys.readouterr().out)["data"]
+    assert data["source"] == "files" and data["files"]["label_values"] == [1, 2, 3, 4] and data["files"]["label_column"] == "label"
+    s = parse(["--source", "disk", "--data_dir", "../shared/data/mnli_hf", "--split", "test_mismatched"])
+    assert (s.source, s.split, s.files.train_file) == ("disk", "test_mismatched", None)
+    evaluation = tmp_path / "imdb.yaml"
+    evaluation.write_text("dataset: imdb\nsource: local\ndata_dir: ../shared/data\nsplit: test\nestimator: {source: bundled}\n")
+    s = parse(["--config", str(evaluation)])
+    assert (s.source, s.estimator.source) == ("local", "bundled")
+    s = parse(["--source", "files", "--files.test_file", "t.csv", "--files.text_columns", "[title, description]", "--files.label_values", "[1, 2]"])
+    assert (s.files.test_file, s.files.text_columns, s.files.label_values) == ("t.csv", ["title", "description"], [1, 2])
+
+
+def test_datamodule_reads_files(tmp_path, bundled_model_path):
+    from lightning_iba.data.datamodule import TextClassificationDataModule
+
+    train = write_csv(tmp_path / "train.csv", [(t, y) for _, t, y in reviews(20)], header=["text", "label"])
+    dm = TextClassificationDataModule("imdb", "files", None, bundled_model_path, max_length=16, validation_fraction=0.2,
+                                      files={"train_file": str(train)})
+    dm.setup("fit")
+    assert {k: len(v) for k, v in dm.splits.items()} == {"train": 14, "validation": 4, "test": 2}
+
+
+# ---------------------------------------------------------------- the real files of ../shared/data through files and disk
+
+
+def test_real_agnews_files(shared_data):
+    real = shared_data / "ag_news_csv"
+    if not (real / "train_subset.csv").exists():
+        pytest.skip("ag_news_csv/train_subset.csv is not in ../shared/data")
+    spec = files(train_file=str(real / "train_subset.csv"), test_file=str(real / "test.csv"), column_names=["label", "title", "description"],
+                 text_columns=["title", "description"], label_values=[1, 2, 3, 4])
+    d = load_splits("agnews", "files", files=spec)
+    assert {k: len(v) for k, v in d.items()} == {"train": 12397, "validation": 1378, "test": 7600}
+    assert Counter(d["train"]["label"]) + Counter(d["validation"]["label"]) == {0: 3380, 1: 3354, 2: 3385, 3: 3656}
+    assert sorted(Counter(d["test"]["label"]).values()) == [1900] * 4
+    assert d["test"][0]["label"] == 2 and d["test"][0]["text"].startswith("Fears for T N pension after talks Unions representing")
+
+
+def test_real_mnli_json_tsv_and_disk(shared_data):
+    sample = shared_data / "mnli_train_sample"
+    if not (sample / "glue_pretrain").exists() or not (shared_data / "mnli_hf").exists():
+        pytest.skip("mnli_train_sample/ or mnli_hf/ is not in ../shared/data")
+    pretrain = sample / "glue_pretrain" / "MNLI"
+    d = load_splits("mnli", "files", files=files(train_file=str(pretrain / "train.json"), validation_file=str(pretrain / "dev.json"),
+                                                 test_file=str(shared_data / "mnli_hf" / "validation_matched"), text_columns=["text_a", "text_b"]))
+    assert {k: len(v) for k, v in d.items()} == {"train": 8999, "validation": 1000, "test": 9815}
+    assert Counter(d["train"]["label"]) == {0: 3061, 1: 2980, 2: 2958} and Counter(d["validation"]["label"]) == {0: 347, 1: 333, 2: 320}
+    k_shot = load_splits("mnli", "files", files=files(test_file=str(sample / "k-shot" / "MNLI" / "16-13" / "train.tsv"),
+                                                      text_columns=["sentence1", "sentence2"], label_column="gold_label"))
+    assert len(k_shot["test"]) == 48 and Counter(k_shot["test"]["label"]) == {0: 16, 1: 16, 2: 16}
+    disk = load_splits("mnli", "disk", shared_data / "mnli_hf")
+    assert list(disk) == ["test", "test_mismatched"] and (len(disk["test"]), len(disk["test_mismatched"])) == (9815, 9832)
+    assert Counter(disk["test"]["label"]) == {0: 3479, 1: 3123, 2: 3213} and Counter(disk["test_mismatched"]["label"]) == {0: 3463, 1: 3129, 2: 3240}
+
+
+def test_real_rte_tsv_files(shared_data):
+    if not (shared_data / "RTE" / "dev.tsv").exists():
+        pytest.skip("RTE/ is not in ../shared/data")
+    spec = files(train_file=str(shared_data / "RTE" / "train.tsv"), test_file=str(shared_data / "RTE" / "dev.tsv"))
+    from_files, local = load_splits("rte", "files", files=spec), load_splits("rte", "local", shared_data)
+    assert {k: len(v) for k, v in from_files.items()} == {"train": 2241, "validation": 249, "test": 277}
+    for split in from_files:
+        assert from_files[split].to_dict() == local[split].to_dict()  # the same rows, ids and carving as the GLUE reader

@@ -53,15 +53,30 @@ def run_script(argv: list[str], **kwargs) -> subprocess.Popen:
 def test_iba_beats_random_through_the_whole_pipeline(checkpoint, keyword_data, tmp_path):
     report = main(args(checkpoint, keyword_data, tmp_path / "eval", "--methods", "iba,random", "--instances", "40", "--wandb", "false"))
     table = pd.read_csv(tmp_path / "eval" / "table1.csv")
-    assert list(table.columns) == ["method", "dataset", "n", "original_prob", "drop_11"]
+    assert list(table.columns) == ["method", "dataset", "n", "original_prob", "drop_11", "drop_11_lo", "drop_11_hi"]
     drops = table.set_index("method")["drop_11"]
     assert list(table["n"]) == [40, 40]
     assert drops["iba"] > drops["random"] + 0.2, table  # removing the keyword first flips the prediction
-    for name in ("table1.md", "curves.csv", "curves.png", "metrics.csv", "settings.json"):
+    for name in ("table1.md", "curves.csv", "curves.png", "metrics.csv", "differences.csv", "differences.md", "settings.json"):
         assert (tmp_path / "eval" / name).is_file(), name
     curves = pd.read_csv(tmp_path / "eval" / "curves.csv")
     assert set(curves["method"]) == {"iba", "random"} and len(curves) == 20
     assert report.metrics.loc["iba", "comprehensiveness"] > report.metrics.loc["random", "comprehensiveness"]
+    drop = report.differences.set_index(["method_a", "method_b", "metric"]).loc[("iba", "random", "drop_11")]
+    assert drop["lo"] > 0 and bool(drop["excludes_zero"])  # the paired interval of iba - random clears zero
+    assert json.loads((tmp_path / "eval" / "settings.json").read_text())["report"] == {"bootstrap": {"resamples": 1000, "level": 0.95, "seed": 0}}
+
+    # other bootstrap settings on a finished run: not refused, nothing attributed again, just re-reported
+    shards = sorted((tmp_path / "eval" / "shards").glob("*.jsonl"))
+    before = [p.read_text() for p in shards]
+    again = main(args(checkpoint, keyword_data, tmp_path / "eval", "--methods", "iba,random", "--instances", "40", "--wandb", "false",
+                      "--resume", "true", "--bootstrap.resamples", "200", "--bootstrap.level", "0.8", "--bootstrap.seed", "1"))
+    assert [p.read_text() for p in shards] == before
+    assert json.loads((tmp_path / "eval" / "settings.json").read_text())["report"] == {"bootstrap": {"resamples": 200, "level": 0.8, "seed": 1}}
+    assert again.table1["drop_11"].tolist() == report.table1["drop_11"].tolist()
+    width = lambda r: r.metrics["drop_11_hi"] - r.metrics["drop_11_lo"]  # noqa: E731
+    assert width(again)["iba"] < width(report)["iba"] and (width(again) <= width(report)).all(), (report.metrics, again.metrics)  # 80 % vs 95 %
+    assert "drop_11 [80% CI]" in (tmp_path / "eval" / "table1.md").read_text()
 
 
 @pytest.mark.slow
@@ -131,3 +146,20 @@ def test_bad_input(checkpoint, keyword_data, tmp_path, capsys, caplog):
     assert pd.read_csv(tmp_path / "first" / "table1.csv")["n"].tolist() == [60]
     err = error_in(tmp_path / "first", "--methods", "random", "--instances", "30", "--resume", "true")
     assert "--resume with different settings" in err and "instances: 500 -> 30" in err
+
+
+def test_protocol_variants_and_seed_repeats_in_one_run(checkpoint, keyword_data, tmp_path):
+    """Both estimators, both IG targets and an IBA repeat with another seed, one table; the repeat's spread is reported."""
+    methods = "iba:dataset,iba:reference,iba:dataset@seed1,ig:gold,ig:class0"
+    main(args(checkpoint, keyword_data, tmp_path / "eval", "--methods", methods, "--instances", "12", "--iba.steps", "4",
+              "--ig.n_steps", "4", "--wandb", "false", "--degradation.sufficiency", "false"))
+    table = pd.read_csv(tmp_path / "eval" / "table1.csv").set_index("method")
+    assert list(table.index) == methods.split(",")
+    # (the keyword model is saturated, so the variants' drops coincide here; their scores are compared in
+    # test_baselines.py and test_iba_optimizer.py)
+    assert table["n"].eq(12).all() and table["drop_11"].notna().all()
+    spread = pd.read_csv(tmp_path / "eval" / "seed_spread.csv").set_index("method")
+    assert spread.loc["iba:dataset", "seeds"] == 2 and spread.loc["iba:dataset", "drop_11_std"] >= 0
+    assert spread.loc["ig:gold", "seeds"] == 1
+    settings = json.loads((tmp_path / "eval" / "settings.json").read_text())
+    assert settings["methods"] == methods.split(",")  # the variants are part of the run's identity

@@ -45,6 +45,26 @@ def fitted_dataset_estimator(model, vocab: int = 200) -> DatasetEstimator:
 # ---- equivalence -----------------------------------------------------------------------------------
 
 
+def test_loss_forms_paper_and_code():
+    # "code" is CE + beta*KL, "paper" KL + beta*CE. At beta 1 they are the same loss. Paper at beta b is
+    # b * (code at beta 1/b), and Adam ignores a constant scale of the loss (up to its eps): the same maps.
+    # At the default beta 1e-5 they differ: "paper" nearly only minimises information, so far less passes.
+    model = make_tiny_bert(vocab_size=200).double()
+    ids, mask, target, types = batch()
+    run = lambda loss, beta: BottleneckOptimizer(  # noqa: E731
+        model, layer=1, beta=beta, steps=10, samples=4, estimator="reference", seed=1, loss=loss
+    ).attribute(ids, mask, target, types)
+    torch.testing.assert_close(run("paper", 1.0), run("code", 1.0))
+    torch.testing.assert_close(run("paper", 1e-2), run("code", 1e2), atol=1e-4, rtol=1e-3)  # Adam eps
+    code, paper = run("code", 1e-5), run("paper", 1e-5)
+    assert paper.sum() < 0.5 * code.sum(), (paper.sum(), code.sum())
+    for path in ("cached", "per_instance"):  # both paths take the setting
+        one = BottleneckOptimizer(model, layer=1, beta=1e-5, steps=3, samples=2, estimator="reference", loss="paper", path=path)
+        torch.testing.assert_close(one.attribute(ids, mask, target, types), BottleneckOptimizer(
+            model, layer=1, beta=1e-5, steps=3, samples=2, estimator="reference", loss="paper",
+            path="cached" if path == "per_instance" else "per_instance").attribute(ids, mask, target, types), atol=1e-6, rtol=1e-5)
+
+
 @pytest.mark.parametrize("estimator", ["reference", "dataset"])
 def test_batched_cached_path_equals_per_instance_full_forward(estimator):
     # float64: the two paths sum the same terms in different orders (padding to other lengths,
@@ -204,6 +224,7 @@ def test_model_is_unchanged_after_a_failure_mid_run(path):
         ({"path": "fast"}, "path must be one of cached, per_instance"),
         ({"precision": "16"}, "precision must be one of 32, bf16"),
         ({"pass_tokens": 0}, "pass_tokens must be an integer >= 1"),
+        ({"loss": "kl"}, "loss must be one of code, paper"),
     ],
 )
 def test_bad_settings_are_clear_errors(kwargs, message):

@@ -28,6 +28,22 @@ class Attributor(ABC):
         ...
 
 
+class FixedTarget(Attributor):
+    """Another method explaining one fixed class for every instance, whatever `target` says.
+
+    The published code explains class 0 with IG for every instance; the degradation test still scores the
+    gold class, so this reproduces that protocol (`ig:class0`)."""
+
+    def __init__(self, inner: Attributor, target: int):
+        self.inner = inner
+        self.target = int(target)
+        self.name = f"{inner.name}:class{self.target}"
+
+    def attribute(self, input_ids: Tensor, attention_mask: Tensor, target: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
+        fixed = torch.full_like(target, self.target)  # [batch]
+        return self.inner.attribute(input_ids, attention_mask, fixed, token_type_ids)
+
+
 def mask_padding(scores: Tensor, attention_mask: Tensor) -> Tensor:
     """Scores as float32 with padding positions set to exactly 0."""
     return scores.float() * attention_mask.to(scores.device, torch.float32)

@@ -5,9 +5,11 @@ settings group (`--ig.n_steps`, `--lime.kernel_width`, ...) from its constructor
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import nn
 
-from lightning_iba.attribution.base import Attributor
+from lightning_iba.attribution.base import Attributor, FixedTarget
 from lightning_iba.attribution.baselines import AttentionScores, GradientXInput, IntegratedGradients, Lime, Occlusion, RandomScores
 from lightning_iba.attribution.optimizer import BottleneckOptimizer
 from lightning_iba.errors import LightningIBAError, UnknownNameError
@@ -25,25 +27,76 @@ METHOD_CLASSES: dict[str, type[Attributor]] = {
 METHODS = tuple(METHOD_CLASSES)
 
 
+#: Variants a method name may carry as `method:variant`, so one run can hold the paper's and the published
+#: code's protocols side by side. iba: the estimator (SPEC §3; bare `iba` follows the `estimator.name`
+#: setting); ig: the class explained, `gold` (the instance's label, what bare `ig` does) or `class0`
+#: (class 0 for every instance, as the published code does; the degradation still scores the gold class).
+VARIANTS: dict[str, tuple[str, ...]] = {"iba": ("dataset", "reference"), "ig": ("gold", "class0")}
+#: Methods whose scores depend on a seed: `method@seedK` repeats them with seed K (the seed-to-seed spread).
+SEEDED = ("iba", "lime", "random")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One entry of a methods list: `base[:variant][@seedK]`, e.g. "iba:reference", "ig:class0", "iba:dataset@seed2"."""
+
+    base: str
+    variant: str | None = None
+    seed: int | None = None
+
+    @property
+    def label(self) -> str:
+        """The canonical spelling, used as the method's name in tables, curves and W&B."""
+        return self.base + (f":{self.variant}" if self.variant else "") + (f"@seed{self.seed}" if self.seed is not None else "")
+
+
+def _valid_names() -> list[str]:
+    return [*METHOD_CLASSES, *(f"{m}:{v}" for m, vs in VARIANTS.items() for v in vs), "<method>@seed<k>"]
+
+
+def parse_method(name: str) -> MethodSpec:
+    """A method name (with its variant and seed suffix) checked, else UnknownNameError listing the valid ones."""
+    text = str(name).strip().lower()
+    head, _, seed = text.partition("@")
+    base, _, variant = head.partition(":")
+    if base not in METHOD_CLASSES or (":" in head and variant not in VARIANTS.get(base, ())):
+        raise UnknownNameError("method", text, _valid_names())
+    if "@" in text:
+        if base not in SEEDED:
+            raise LightningIBAError(f"method {text!r}: only {', '.join(SEEDED)} take a seed (@seed<k>); {base} is deterministic")
+        if not (seed.startswith("seed") and seed[4:].isdigit()):
+            raise LightningIBAError(f"method {text!r}: a seed suffix is spelled @seed<k>, e.g. iba:dataset@seed1")
+    return MethodSpec(base, variant or None, int(seed[4:]) if "@" in text else None)
+
+
 def check_method(name: str) -> str:
-    """The name itself if it is a known method, else UnknownNameError listing the valid ones."""
-    if name not in METHOD_CLASSES:
-        raise UnknownNameError("method", name, list(METHOD_CLASSES))
-    return name
+    """The canonical spelling of a known method name, else UnknownNameError listing the valid ones."""
+    return parse_method(name).label
 
 
 def parse_methods(spec: str | list[str] | tuple[str, ...]) -> list[str]:
-    """Split "iba,ig,lime,random" (or take a list) into checked names, in order, without duplicates."""
+    """Split "iba:dataset,iba:reference,ig,lime,random" (or take a list) into checked canonical names,
+    in order, without duplicates."""
     parts = spec.split(",") if isinstance(spec, str) else list(spec)
-    names = [check_method(str(p).strip().lower()) for p in parts if str(p).strip()]
+    names = [check_method(p) for p in parts if str(p).strip()]
     if not names:
-        raise LightningIBAError(f"no attribution method given; valid: {', '.join(METHOD_CLASSES)}")
+        raise LightningIBAError(f"no attribution method given; valid: {', '.join(_valid_names())}")
     return list(dict.fromkeys(names))
 
 
 def build_attributor(name: str, model: nn.Module, tokenizer=None, **options) -> Attributor:
-    """Construct the named method on `model`; `options` go to its constructor (e.g. n_steps for ig)."""
-    cls = METHOD_CLASSES[check_method(name)]
+    """Construct the named method on `model`; `options` go to its constructor (e.g. n_steps for ig).
+
+    A variant or seed suffix in `name` sets the matching option (iba: estimator, seed; ig:class0: a
+    fixed target); options given explicitly for those are overridden by the name."""
+    spec = parse_method(name)
+    cls = METHOD_CLASSES[spec.base]
+    if spec.seed is not None:
+        options = {**options, "seed": spec.seed}
+    if spec.base == "iba" and spec.variant and (spec.variant != "dataset" or isinstance(options.get("estimator", "dataset"), str)):
+        options = {**options, "estimator": spec.variant}
+    if spec.base == "ig" and spec.variant == "class0":
+        return FixedTarget(build_attributor("ig", model, tokenizer, **options), 0)
     try:
         return cls(model, **options) if cls is BottleneckOptimizer else cls(model, tokenizer, **options)
     except TypeError as err:

@@ -139,7 +139,8 @@ class EstimatorSettings:
         texts: number of texts the dataset statistics are fitted on.
         split: the split they are drawn from.
         seed: seed of the draw.
-        source: data source of those texts (null: the run's own source).
+        source: data source of those texts (null: the run's own source), e.g. bundled when the run reads
+            aclImdb/test alone; files reads the run's files.* settings (evaluate.py).
         cache_dir: where fits are cached, keyed by model, max_length and data (null: the model
             folder, or runs/statistics/<model fingerprint> when that is read-only).
     """
@@ -161,28 +162,31 @@ class EstimatorSettings:
 
 
 def load_estimator(settings: EstimatorSettings, model: FineTuned, task: Task, source: str, data_dir: str | None, max_length: int,
-                   splits: Any = None, device: str | None = None) -> Any:
+                   splits: Any = None, device: str | None = None, files: Any = None) -> Any:
     """The estimator object; dataset statistics come from the keyed cache or are fitted (and cached) now.
 
     `splits`: the task's splits from `source` if the caller has loaded them already (reused when the
-    estimator's texts come from the same source). `device`: where a fit runs (default: the model's device)."""
+    estimator's texts come from the same source). `device`: where a fit runs (default: the model's device).
+    `data_dir` and `files` (a DataFiles) serve the estimator's source as they serve the run's."""
     from lightning_iba.attribution.estimators import get_estimator
     from lightning_iba.attribution.statistics_cache import StatisticsKey, load_or_fit, writable_cache_dir
-    from lightning_iba.data.sources import load_splits, resolve_source, sample_texts
+    from lightning_iba.data.files_source import statistics_source
+    from lightning_iba.data.sources import load_splits, require_split, resolve_source, sample_texts, split_hint
 
     if settings.name != "dataset":
         return get_estimator(settings.name)
     concrete = resolve_source(task, settings.source or source)
     key = StatisticsKey(
         model=model.fingerprint, num_layers=int(model.model.config.num_hidden_layers), max_length=max_length,
-        task=task.name, source=concrete, split=settings.split, texts=settings.texts, seed=settings.seed,
+        task=task.name, source=statistics_source(concrete, data_dir, files), split=settings.split, texts=settings.texts, seed=settings.seed,
     )
 
     def texts() -> list:  # only called when the statistics must be fitted
-        available = splits if splits is not None and concrete == resolve_source(task, source) else load_splits(task, concrete, data_dir)
-        if settings.split not in available:
-            raise LightningIBAError(f"estimator.split {settings.split!r} is not a split of {task.name}; valid: {', '.join(available)}")
-        return sample_texts(available[settings.split], settings.texts, settings.seed)
+        same = splits is not None and concrete == resolve_source(task, source)
+        available = splits if same else load_splits(task, concrete, data_dir, files=files)
+        hint = split_hint(task, concrete, settings.split, "--estimator.source")
+        split = require_split(available, settings.split, task, concrete, "the IBA estimator (--estimator.split)", hint)
+        return sample_texts(split, settings.texts, settings.seed)
 
     if settings.cache_dir is not None:
         cache = check_writable(settings.cache_dir, "estimator.cache_dir")

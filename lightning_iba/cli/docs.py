@@ -43,11 +43,27 @@ def _rows(parser, defaults: dict[str, Any], keep=lambda dest: True) -> list[tupl
         dest = action.dest
         if dest in SKIP or not action.option_strings or action.help == argparse.SUPPRESS or not keep(dest):
             continue
-        if type(action).__name__ in ("_ActionConfigLoad",):  # "--iba CONFIG": a group's own config file
+        if type(action).__name__ in ("_ActionConfigLoad", "_ActionHelpClassPath"):  # "--iba CONFIG", "--data.files.help"
             continue
         help_text = " ".join((action.help or "").split()).replace("|", "\\|")  # a bare | would split the table cell
         rows.append((f"--{dest}", _value(defaults.get(dest, action.default)), help_text))
+        rows += _dataclass_rows(action, keep)
     return rows
+
+
+def _dataclass_rows(action, keep) -> list[tuple[str, str, str]]:
+    """The fields of an optional dataclass argument (`--data.files.train_file`, ...), documented by a parser of their own."""
+    import dataclasses
+    import typing
+
+    from jsonargparse import ArgumentParser
+
+    cls = next((t for t in typing.get_args(getattr(action, "_typehint", None)) if dataclasses.is_dataclass(t)), None)
+    if cls is None:
+        return []
+    sub = ArgumentParser()
+    sub.add_class_arguments(cls, action.dest)
+    return _rows(sub, _flatten(sub.get_defaults().as_dict()), keep)
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Settings come from `configs/evaluate/base.yaml` (every science default), any `--config` overlay
 (one per dataset, cpu, sweeps, demo) and flags. Groups: `--iba.*` (generated from
 BottleneckOptimizer's signature, shared with attribute.py), `--estimator.*`, `--degradation.*`,
-and one group per baseline generated from its class (`--ig.n_steps`, `--lime.kernel_width`, ...).
+`--bootstrap.*` (the reports' intervals: reporting only, never part of the run's identity), and one
+group per baseline generated from its class (`--ig.n_steps`, `--lime.kernel_width`, ...).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from lightning_iba.attribution.base import Attributor
 from lightning_iba.attribution.optimizer import BottleneckOptimizer
-from lightning_iba.attribution.registry import METHOD_CLASSES, build_attributor, parse_methods
+from lightning_iba.attribution.registry import METHOD_CLASSES, SEEDED, build_attributor, parse_method, parse_methods
 from lightning_iba.cli.common import (
     IBA_SKIP,
     EstimatorSettings,
@@ -36,10 +37,12 @@ from lightning_iba.cli.common import (
     run_device,
     setup_logging,
 )
-from lightning_iba.data.sources import load_splits, resolve_source
+from lightning_iba.data.files_source import DataFiles, run_data_identity
+from lightning_iba.data.sources import load_splits, require_split, resolve_source, split_hint
 from lightning_iba.data.tokens import SpecialTokens
 from lightning_iba.errors import LightningIBAError, exit_on_user_error
 from lightning_iba.evaluation.degradation import DegradationSettings
+from lightning_iba.evaluation.intervals import BootstrapSettings
 from lightning_iba.evaluation.report import Report, merged_records, write_report
 from lightning_iba.evaluation.run import EvaluationModule, Instance, collate, select_indices
 from lightning_iba.evaluation.settings import check_resumable, read_settings, write_settings
@@ -61,18 +64,22 @@ class EvaluationSettings:
         checkpoint: fine-tuned model folder (null: runs/demo/model, else runs/imdb/model).
         dataset: task to evaluate on (null: the task recorded in the checkpoint).
         allow_task_transfer: evaluate the model on a task other than its own (recorded in the settings).
-        source: data source: hub | local | bundled | auto.
-        data_dir: folder of the original files, for source local.
+        source: data source: hub | local | bundled | files | disk | auto.
+        data_dir: folder of the original files (source local), or a datasets.save_to_disk DatasetDict folder (source disk).
+        files: for source files (and an estimator.source files): one file a split, as run_glue.py's --train_file ...
         split: split to evaluate: test, or test_mismatched for MNLI.
         instances: number of instances drawn from the split with `seed` (null: the whole split).
         seed: seed of the draw, of the bottleneck's noise and of LIME's and random's draws.
         max_length: tokens per input (null: the checkpoint's fine-tuning max_length).
-        methods: attribution methods: iba, ig, lime, random, gradxinput, occlusion, attention.
+        methods: attribution methods: iba, ig, lime, random, gradxinput, occlusion, attention; variants
+            iba:dataset / iba:reference (the estimator), ig:gold / ig:class0 (the class explained; the
+            published code explains class 0), and a seed suffix @seed<k> for iba, lime, random.
         layer: layer index after which the bottleneck sits (null: the paper's depth, 8 of 12, 3 of 6).
         sweep: "layer" (IBA after every layer, Figure 2a) or "beta" (the betas and "X only", Figure 2b).
         betas: the betas of a beta sweep.
         estimator: where the bottleneck's mean and std come from.
         degradation: fraction grid, headline fraction and removal rules.
+        bootstrap: the paired bootstrap intervals of the reports (a change re-reports a finished run on --resume).
         out: output folder.
         resume: continue the evaluation in `out`, skipping the instances already done.
         batch_size: instances per batch.
@@ -89,6 +96,7 @@ class EvaluationSettings:
     allow_task_transfer: bool = False
     source: str = "auto"
     data_dir: str | None = None
+    files: DataFiles = field(default_factory=DataFiles)
     split: str = "test"
     instances: int | None = 1000
     seed: int = 0
@@ -99,6 +107,7 @@ class EvaluationSettings:
     betas: str | list[float] = "1e-7,1e-6,1e-5,1e-4"
     estimator: EstimatorSettings = field(default_factory=EstimatorSettings)
     degradation: DegradationSettings = field(default_factory=DegradationSettings)
+    bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)  # reporting: not in the identity
     # execution: how fast, not what
     out: str = "runs/eval"
     resume: bool = False
@@ -129,8 +138,17 @@ class EvaluationSettings:
 
     @property
     def uses_iba(self) -> bool:
-        """IBA runs: as a method, or as the variants of a sweep."""
-        return "iba" in self.methods or self.sweep is not None
+        """IBA runs: as a method (any variant), or as the variants of a sweep."""
+        return self.sweep is not None or any(parse_method(m).base == "iba" for m in self.methods)
+
+    @property
+    def uses_dataset_estimator(self) -> bool:
+        """Some IBA run (or the sweep's "x only") needs the dataset statistics."""
+        if self.sweep is not None:
+            return self.estimator.name == "dataset"
+        return any(
+            spec.base == "iba" and (spec.variant or self.estimator.name) == "dataset" for spec in map(parse_method, self.methods)
+        )
 
     EXECUTION = ("out", "resume", "batch_size", "devices", "num_nodes", "accelerator", "wandb", "wandb_project")
 
@@ -161,11 +179,11 @@ def method_parameters(cls: type) -> list[str]:
 def parse(args: list[str] | None = None) -> EvaluationSettings:
     """Command line and `--config` YAML files into settings."""
     cfg = build_parser().parse_args(args)
-    top = {f.name: cfg[f.name] for f in fields(EvaluationSettings) if f.name not in ("iba", "options", "estimator", "degradation")}
+    top = {f.name: cfg[f.name] for f in fields(EvaluationSettings) if f.name not in ("iba", "options", "estimator", "degradation", "bootstrap", "files")}
     options = {name: cfg[name].as_dict() for name in METHOD_CLASSES if name != "iba" and name in cfg}
     return EvaluationSettings(
         **top, estimator=EstimatorSettings(**cfg.estimator.as_dict()), degradation=DegradationSettings(**cfg.degradation.as_dict()),
-        iba=cfg.iba.as_dict(), options=options,
+        bootstrap=BootstrapSettings(**cfg.bootstrap.as_dict()), iba=cfg.iba.as_dict(), options=options, files=DataFiles(**cfg.files.as_dict()),
     )
 
 
@@ -176,16 +194,18 @@ def first_process() -> bool:
 
 def identity(s: EvaluationSettings, model, task_name: str, layer: int, source: str) -> dict[str, Any]:
     """The settings that determine the results: a resumed run must match them exactly."""
-    keep = {k: v for k, v in dataclasses.asdict(s).items() if k not in EvaluationSettings.EXECUTION and k not in ("iba", "options")}
+    keep = {k: v for k, v in dataclasses.asdict(s).items() if k not in EvaluationSettings.EXECUTION and k not in ("iba", "options", "bootstrap")}
     keep.update(
         checkpoint=str(Path(model.path).resolve()), model_fingerprint=model.fingerprint, dataset=task_name,
         task_transfer=model.task not in (None, task_name), layer=layer,
         source=source,
     )
+    keep.update(run_data_identity([source, s.estimator.source or source], s.data_dir, s.files))  # files' contents too
     keep["degradation"] = {**dataclasses.asdict(s.degradation), "fractions": s.degradation.grid}
     keep["iba"] = {k: v for k, v in s.iba.items() if k not in SPEED_OPTIONS} if s.uses_iba else None
-    keep["options"] = {m: {k: v for k, v in s.options[m].items() if k not in SPEED_OPTIONS} for m in s.methods if m in s.options}
-    if not s.uses_iba:
+    bases = dict.fromkeys(parse_method(m).base for m in s.methods)
+    keep["options"] = {m: {k: v for k, v in s.options[m].items() if k not in SPEED_OPTIONS} for m in bases if m in s.options}
+    if not s.uses_dataset_estimator:
         keep["estimator"] = None
     if s.sweep != "beta":
         keep["betas"] = None  # only a beta sweep uses them
@@ -193,24 +213,32 @@ def identity(s: EvaluationSettings, model, task_name: str, layer: int, source: s
 
 
 def build_attributors(s: EvaluationSettings, loaded, task, layer: int, source: str, splits=None) -> list[tuple[str, Attributor]]:
-    """(label, method) pairs: the chosen methods, or the variants of a layer or beta sweep."""
+    """(label, method) pairs: the chosen methods (with their variants and seeds), or the variants of a sweep."""
     from lightning_iba.attribution.activations import ActivationScores
 
     model, tokenizer = loaded.model, loaded.tokenizer
     fit_on = run_device(s.accelerator)  # fit the statistics where the run will compute, not on the CPU it was loaded to
-    estimator = load_estimator(s.estimator, loaded, task, source, s.data_dir, s.max_length, splits, fit_on) if s.uses_iba else None
-    iba = lambda **kw: BottleneckOptimizer(  # noqa: E731
-        model, **{"layer": layer, "estimator": estimator, "batch_size": s.batch_size, "seed": s.seed, "precision": s.precision, **s.iba, **kw}
+    estimator = (
+        load_estimator(s.estimator, loaded, task, source, s.data_dir, s.max_length, splits, fit_on, files=s.files)
+        if s.uses_dataset_estimator or s.sweep is not None
+        else None
     )
+    iba_options = {"layer": layer, "batch_size": s.batch_size, "seed": s.seed, "precision": s.precision, **s.iba}
+    iba = lambda **kw: BottleneckOptimizer(model, **{**iba_options, "estimator": estimator, **kw})  # noqa: E731
     if s.sweep == "layer":
         return [(f"layer {l}", iba(layer=l)) for l in range(model.config.num_hidden_layers)]
     if s.sweep == "beta":
         return [(f"beta {b:g}", iba(beta=b)) for b in s.betas] + [("x only", ActivationScores(model, layer, estimator))]
-    seeded = {"lime", "random"}
-    return [
-        (m, iba() if m == "iba" else build_attributor(m, model, tokenizer, **s.options.get(m, {}), **({"seed": s.seed} if m in seeded else {})))
-        for m in s.methods
-    ]
+    out = []
+    for name in s.methods:
+        spec = parse_method(name)
+        if spec.base == "iba":
+            chosen = spec.variant or s.estimator.name
+            options = {**iba_options, "estimator": estimator if chosen == "dataset" else chosen}
+        else:
+            options = {**s.options.get(spec.base, {}), **({"seed": s.seed} if spec.base in SEEDED else {})}
+        out.append((name, build_attributor(name, model, tokenizer, **options)))
+    return out
 
 
 def tokenize_instances(split, indices: list[int], tokenizer, max_length: int) -> list[Instance]:
@@ -237,9 +265,8 @@ def main(args: list[str] | None = None) -> Report | None:
     ident = identity(s, loaded, task.name, layer, source)
     if first_process():
         check_resumable(out, ident, s.resume)  # before loading data or fitting anything
-    splits = load_splits(task, source, s.data_dir)
-    if s.split not in splits:
-        raise LightningIBAError(f"dataset {task.name} has no split {s.split!r}; valid: {', '.join(splits)}")
+    splits = load_splits(task, source, s.data_dir, files=s.files)
+    require_split(splits, s.split, task, source, "evaluation (--split)", split_hint(task, source, s.split))
     indices = select_indices(len(splits[s.split]), s.instances, s.seed)
     log.info("evaluation: %d instances of %s %s (%s) [%.1f s]", len(indices), task.name, s.split, source, time.perf_counter() - start)
 
@@ -251,7 +278,7 @@ def main(args: list[str] | None = None) -> Report | None:
         if not s.resume:
             shutil.rmtree(out / SHARD_DIR, ignore_errors=True)
         out.mkdir(parents=True, exist_ok=True)
-        write_settings(out, ident, s.execution())
+        write_settings(out, ident, s.execution(), {"bootstrap": dataclasses.asdict(s.bootstrap)})
     done = done_indices(out) if s.resume else set()
     pending = [i for i in indices if i not in done]
     if done:
@@ -276,7 +303,7 @@ def main(args: list[str] | None = None) -> Report | None:
     stored = read_settings(out) or ident  # the grid and headline the results were computed with
     degradation = DegradationSettings(**stored["degradation"])
     title = f"{task.name} ({s.split}, n={len(indices)})"
-    report = write_report(out, task.name, labels, merged_records(out, indices), degradation, title)
+    report = write_report(out, task.name, labels, merged_records(out, indices), degradation, title, s.bootstrap)
     if s.wandb:
         report.files["wandb"] = Path(log_run(report, out, stored, s, task.name))
     log.info("evaluation: done [%.1f s]", time.perf_counter() - start)

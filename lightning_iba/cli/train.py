@@ -7,6 +7,7 @@ a config leaves them null.
 """
 from __future__ import annotations
 
+import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from lightning_iba.cli.common import base_config, setup_logging
 from lightning_iba.data.datamodule import TextClassificationDataModule
+from lightning_iba.data.files_source import run_data_identity
 from lightning_iba.errors import exit_on_user_error
 from lightning_iba.models.callbacks import ExportBestModel
 from lightning_iba.models.classifier import SequenceClassifier
@@ -80,6 +82,27 @@ def build_cli(args: list[str] | None = None, with_base_config: bool = True) -> F
         )
 
 
+def write_finetune_metrics(folder: Path, trainer, metrics: dict[str, Any], data) -> Path:
+    """`finetune_metrics.json` beside the exported weights: best validation and held-out test accuracy, with
+    the splits' sizes, so the numbers reported with a model are the ones it was selected and tested with."""
+    checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+    best = checkpoint.best_model_score if checkpoint is not None else None
+    record = {
+        "dataset": data.task.name,
+        "source": data.hparams.source,
+        **run_data_identity([getattr(data, "source", data.hparams.source)], data.hparams.get("data_dir"), data.hparams.get("files")),  # + sha256
+        "validation_acc": None if best is None else round(float(best), 6),
+        "validation_n": len(data.splits["validation"]) if "validation" in data.splits else None,
+        "test_acc": round(float(metrics["test_acc"]), 6),
+        "test_n": int(metrics.get("test_n", len(data.splits["test"]))),
+        "epochs_run": int(trainer.current_epoch),
+        "global_step": int(trainer.global_step),
+    }
+    path = folder / "finetune_metrics.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
 @exit_on_user_error
 def main(args: list[str] | None = None) -> dict[str, Any]:
     """Fine-tunes, exports the best model, tests it on the held-out split; returns the test metrics."""
@@ -94,4 +117,6 @@ def main(args: list[str] | None = None) -> dict[str, Any]:
         n = int(metrics.get("test_n", len(data.splits["test"])))
         print(f"held-out test accuracy: {metrics['test_acc']:.4f} (n={n}, {data.task.name}, source {data.hparams.source})")
         print(f"model exported to {export.exported}")
+        if export.exported is not None:
+            write_finetune_metrics(Path(export.exported), trainer, metrics, data)
     return metrics

@@ -8,7 +8,13 @@ from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
-from lightning_iba.data.sources import load_splits
+from lightning_iba.data.files_source import DataFiles
+from lightning_iba.data.sources import (
+    load_splits,
+    require_split,
+    resolve_source,
+    split_hint,
+)
 from lightning_iba.data.tasks import get_task
 from lightning_iba.data.tokens import MIN_MAX_LENGTH
 from lightning_iba.errors import LightningIBAError
@@ -20,6 +26,9 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: Column with each example's position in its split (0..n-1); batches carry it so that evaluation under DDP
 #: can drop the examples that the DistributedSampler repeats to even out the ranks.
 INDEX_COLUMN = "idx"
+#: the splits each Lightning stage reads, and what the stage is called in errors
+STAGE_SPLITS = {"fit": ("train", "validation"), "validate": ("validation",), "test": ("test",)}
+STAGE_NAMES = {"fit": "fine-tuning", "validate": "validation", "test": "testing"}
 
 
 def tokenize_split(ds: Dataset, tokenizer, max_length: int, pair: bool) -> Dataset:
@@ -40,8 +49,8 @@ class TextClassificationDataModule(pl.LightningDataModule):
 
     Args:
         dataset: task name of the registry (imdb, rotten_tomatoes, agnews, rte, mnli).
-        source: hub | local | bundled | auto (hub when reachable, else bundled where the task has it).
-        data_dir: folder of the original files, for source local.
+        source: hub | local | bundled | files | disk | auto (hub when reachable, else bundled where the task has it).
+        data_dir: folder of the original files (source local), or a datasets.save_to_disk DatasetDict folder (source disk).
         model_name_or_path: checkpoint whose tokenizer is used (hub id, folder, or bundled-minilm).
         max_length: tokens per input; longer texts are truncated.
         batch_size: training batch size per process.
@@ -52,6 +61,7 @@ class TextClassificationDataModule(pl.LightningDataModule):
         split_seed: seed of those carvings and of the max_*_samples draws.
         max_train_samples: use at most this many training examples (null: all).
         max_eval_samples: use at most this many validation and test examples each (null: all).
+        files: for source files: one file a split (as run_glue.py's --train_file ...), set with the data.files.* keys.
     """
 
     def __init__(
@@ -69,6 +79,7 @@ class TextClassificationDataModule(pl.LightningDataModule):
         split_seed: int = 0,
         max_train_samples: int | None = None,
         max_eval_samples: int | None = None,
+        files: DataFiles | None = None,
     ):
         super().__init__()
         self.task = get_task(dataset)  # fails fast on an unknown name
@@ -77,6 +88,7 @@ class TextClassificationDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         self.tokenizer = load_tokenizer(model_name_or_path)
         self.splits: DatasetDict | None = None
+        self.source = source  # the concrete source once loaded ('auto' resolved)
         self.collate = DataCollatorWithPadding(self.tokenizer, return_tensors="pt")
 
     @property
@@ -84,10 +96,15 @@ class TextClassificationDataModule(pl.LightningDataModule):
         return self.task.label_names
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits is not None:
-            return
+        if self.splits is None:
+            self._load()
+        for split in STAGE_SPLITS.get(stage or "", ()):  # a source without them (aclImdb/test alone) cannot fine-tune
+            require_split(self.splits, split, self.task, self.source, STAGE_NAMES[stage], split_hint(self.task, self.source, split, "--data.source", "--data.files"))
+
+    def _load(self) -> None:
         hp = self.hparams
-        raw = load_splits(self.task, hp.source, hp.data_dir, hp.validation_fraction, hp.test_fraction, hp.split_seed)
+        self.source = resolve_source(self.task, hp.source)
+        raw = load_splits(self.task, self.source, hp.data_dir, hp.validation_fraction, hp.test_fraction, hp.split_seed, files=hp.files)
         out = {}
         for name, ds in raw.items():
             limit = hp.max_train_samples if name == "train" else hp.max_eval_samples

@@ -13,6 +13,7 @@ import re
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import datasets
 import numpy as np
@@ -22,6 +23,9 @@ from datasets.utils.stratify import stratified_shuffle_split_generate_indices
 from lightning_iba.data.tasks import SOURCES, Task, get_task
 from lightning_iba.errors import LightningIBAError, UnknownNameError
 from lightning_iba.hub import hub_reachable, why_unreachable
+
+if TYPE_CHECKING:
+    from lightning_iba.data.files_source import DataFiles
 
 log = logging.getLogger("lightning_iba.data")
 
@@ -69,33 +73,58 @@ def load_splits(
     validation_fraction: float = 0.1,
     test_fraction: float = 0.1,
     seed: int = 0,
+    files: DataFiles | dict | None = None,
 ) -> DatasetDict:
     """All canonical splits of `task` in the project's schema.
 
     Splits a source lacks are carved out of `train`, deterministically (`seed`) and stratified by label:
     `validation` (`validation_fraction`) always, and `test` (`test_fraction`) for sources without one.
+    A source without `train` (aclImdb/test alone, a disk folder of dev sets, files without train_file)
+    gives only the splits it has: ask for one with `require_split`, which says what is missing.
+    `files`: the files of source `files` (a `DataFiles`); `data_dir` serves sources local and disk.
     Empty texts are dropped, with their count in the log; labels outside the task's range are an error.
     Malformed files (bad encoding, wrong column count, unterminated quotes, bad labels, no rows) and
     splits too small to carve raise `DataSourceError` naming the file and line.
     """
     task = get_task(task) if isinstance(task, str) else task
     source = resolve_source(task, source)
-    if source == "hub":
-        raw = _load_hub(task)
-    elif source == "local":
-        raw = _load_local(task, data_dir)
+    if source in ("files", "disk"):
+        from lightning_iba.data.files_source import load_disk, load_files
+
+        raw, origin = load_files(task, files) if source == "files" else load_disk(task, data_dir)
     else:
-        raw = _load_bundled(task)
-    origin = {name: _origin(task, source, data_dir, name) for name in raw}
+        raw = _load_hub(task) if source == "hub" else _load_local(task, data_dir) if source == "local" else _load_bundled(task)
+        origin = {name: _origin(task, source, data_dir, name) for name in raw}
     splits = {name: _to_dataset(task, name, rows, origin[name]) for name, rows in raw.items()}
-    train = f"{task.name} train ({origin['train']})"
-    if "test" not in splits:
-        splits["train"], splits["test"] = _carve(splits["train"], test_fraction, seed, train, "test")
-        train = f"{task.name} train ({origin['train']}, after carving test)"
-    if "validation" not in splits:
-        splits["train"], splits["validation"] = _carve(splits["train"], validation_fraction, seed, train, "validation")
+    if "train" in splits:  # without train nothing can be carved: the absent splits stay absent
+        train = f"{task.name} train ({origin['train']})"
+        if "test" not in splits:
+            splits["train"], splits["test"] = _carve(splits["train"], test_fraction, seed, train, "test")
+            train = f"{task.name} train ({origin['train']}, after carving test)"
+        if "validation" not in splits:
+            splits["train"], splits["validation"] = _carve(splits["train"], validation_fraction, seed, train, "validation")
+    else:
+        log.info("data: source %s has no %s train split (only %s); nothing carved", source, task.name, ", ".join(splits))
     order = ["train", "validation", "test", *sorted(k for k in splits if k not in ("train", "validation", "test"))]
-    return DatasetDict({k: splits[k] for k in order})
+    return DatasetDict({k: splits[k] for k in order if k in splits})
+
+
+def require_split(splits: DatasetDict, split: str, task: Task, source: str, needed_by: str, hint: str = "") -> Dataset:
+    """`splits[split]`, or a one-line DataSourceError naming the split, the source, the splits it has and `hint`."""
+    if split in splits:
+        return splits[split]
+    have = ", ".join(splits) or "none"
+    raise DataSourceError(f"{needed_by} needs the {split!r} split of {task.name}, but source {source!r} has only: {have}" + (f"; {hint}" if hint else ""))
+
+
+def split_hint(task: Task, source: str, split: str, source_flag: str = "--source", files_flag: str = "--files") -> str:
+    """Where a missing split could come from, in the flags of the command asking (`--data.source`, `--estimator.source`)."""
+    setting = f"{files_flag}.{split}_file"
+    if source == "files":
+        return f"set {setting}"
+    if split == "train" and task.bundled_source is not None and source != "bundled":
+        return f"{source_flag} bundled has {task.name} training data"
+    return f"read it with {source_flag} files and {setting} FILE"
 
 
 Rows = tuple[list[str], list[str], list[str] | None, list[int]]  # ids, texts, text pairs, labels
@@ -310,8 +339,14 @@ def _load_local(task: Task, data_dir) -> dict[str, Rows]:
 
 
 def _local_imdb(task: Task, root: Path) -> dict[str, Rows]:
+    """aclImdb/train and aclImdb/test, whichever exist (evaluation needs only test)."""
+    present = [split for split in ("train", "test") if (root / "aclImdb" / split).is_dir()]
+    if not present:
+        raise DataSourceError(
+            f"missing file: {root / 'aclImdb' / 'test'} (source local reads aclImdb/train/{{pos,neg}}/*.txt and/or aclImdb/test/{{pos,neg}}/*.txt)"
+        )
     out = {}
-    for split in ("train", "test"):
+    for split in present:
         ids, texts, labels = [], [], []
         for label, folder in enumerate(task.label_names):  # neg = 0, pos = 1
             d = _require(root / "aclImdb" / split / folder)

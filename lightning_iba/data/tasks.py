@@ -75,7 +75,7 @@ TASKS: dict[str, Task] = {
     )
 }
 
-SOURCES = ("auto", "hub", "local", "bundled")
+SOURCES = ("auto", "hub", "local", "bundled", "files", "disk")
 
 
 def get_task(name: str) -> Task:

@@ -117,24 +117,64 @@ def sufficiency(keep_frame: pd.DataFrame, by: str = "method", fractions: Sequenc
     return wide.groupby(level=0).apply(lambda w: w[steps].rsub(w[full[0]], axis=0).to_numpy().mean()).rename("sufficiency")
 
 
+def instance_values(
+    frame: pd.DataFrame, keep_frame: pd.DataFrame | None = None, by: str = "method", headline: float = 0.11
+) -> pd.DataFrame:
+    """Per instance, the values whose means over instances are summary()'s statistics: index (by, id),
+    columns drop_<headline %> (p_0 - p at the headline fraction), aopc (mean over all steps of
+    p_0 - p_k), comprehensiveness (mean over the steps with 0 < f < 1 of p_0 - p_k) and, given a keep
+    frame, sufficiency (mean over those steps of p(everything kept) - p(top-f kept); NaN for an
+    instance the keep frame lacks). The bootstrap (evaluation.intervals) resamples these."""
+    wide = _wide(frame, by)
+    step = headline_step(frame, headline)
+    loss = wide.rsub(wide[0], axis=0)  # p_0 - p_k per instance and step
+    values = pd.DataFrame(
+        {
+            headline_name(headline): loss[step],
+            "aopc": loss.mean(axis=1),
+            "comprehensiveness": loss[_steps(frame, None)].mean(axis=1),
+        }
+    )
+    if keep_frame is not None:
+        kept = _wide(keep_frame, by)
+        full = _steps(keep_frame, [1.0])[0]
+        values["sufficiency"] = kept[_steps(keep_frame, None)].rsub(kept[full], axis=0).mean(axis=1).reindex(values.index)
+    return values.astype("float64")
+
+
+def instance_mean(values: np.ndarray) -> float:
+    """The mean over instances of one group's values: the one arithmetic behind summary()'s statistics
+    and the bootstrap's point estimates (so that they agree to the last bit)."""
+    return float(np.mean(np.ascontiguousarray(values, dtype=np.float64)))
+
+
+def group_means(values: pd.DataFrame) -> pd.DataFrame:
+    """instance_mean per group (level 0 of the index, in order of appearance) and column of `values`."""
+    level = values.index.get_level_values(0)
+    groups = list(dict.fromkeys(level))
+    table = pd.DataFrame(
+        {c: [instance_mean(values[c].to_numpy()[level == g]) for g in groups] for c in values.columns},
+        index=pd.Index(groups, name=values.index.names[0]),
+    )
+    return table
+
+
 def summary(
     frame: pd.DataFrame, keep_frame: pd.DataFrame | None = None, by: str = "method", headline: float = 0.11
 ) -> pd.DataFrame:
     """One row per group: n, o, the mean p at the headline fraction (p_11) and its absolute drop
-    (drop_11), AOPC, comprehensiveness and (given a keep frame) sufficiency."""
+    (drop_11), AOPC, comprehensiveness and (given a keep frame) sufficiency. The last four are the
+    means over instances of instance_values()."""
     step = headline_step(frame, headline)  # noqa: F841 (used in the query string)
+    means = group_means(instance_values(frame, keep_frame, by, headline))
     table = pd.DataFrame(
         {
             "n": frame[frame["step"] == 0].groupby(by, sort=False)["id"].nunique(),
             "o": original_probability(frame, by),
             headline_name(headline).replace("drop", "p"): mean_curves(frame, by).query("step == @step").set_index(by)["prob"],
-            headline_name(headline): absolute_drop(frame, headline, by),
-            "aopc": aopc(frame, by),
-            "comprehensiveness": comprehensiveness(frame, by),
+            **{c: means[c] for c in means.columns},
         }
     )
-    if keep_frame is not None:
-        table["sufficiency"] = sufficiency(keep_frame, by)
     table.index.name = by
     return table
 

@@ -1,4 +1,5 @@
-"""Merging the shards into the paper's outputs: Table 1, the degradation curves, and further metrics."""
+"""Merging the shards into the paper's outputs: Table 1, the degradation curves, and further metrics,
+each statistic with its paired bootstrap interval (evaluation.intervals)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ import pandas as pd
 
 from lightning_iba.errors import LightningIBAError
 from lightning_iba.evaluation.degradation import DegradationSettings
+from lightning_iba.evaluation.intervals import BootstrapSettings, Intervals, paired_bootstrap, seed_spread
 from lightning_iba.evaluation.metrics import curves_frame, normalised_curves, summary
 from lightning_iba.evaluation.shards import read_records
 from lightning_iba.viz.curves import save_curves
@@ -17,10 +19,13 @@ from lightning_iba.viz.curves import save_curves
 
 @dataclass
 class Report:
-    table1: pd.DataFrame  # method, dataset, n, original_prob, drop_<headline %>; one row per method
-    metrics: pd.DataFrame  # per method: n, o, p_<headline %>, drop_<headline %>, aopc, comprehensiveness, sufficiency
+    table1: pd.DataFrame  # method, dataset, n, original_prob, drop_<headline %>, drop_<headline %>_lo, _hi; one row per method
+    metrics: pd.DataFrame  # per method: n, o, p_<headline %>, then per statistic m (drop_<headline %>, aopc,
+    #                        comprehensiveness, sufficiency): m, m_lo, m_hi
     curves: pd.DataFrame  # per method and step: fraction, prob (mean), normalised
+    differences: pd.DataFrame  # per pair of methods and statistic: method_a, method_b, metric, diff, lo, hi, excludes_zero
     files: dict[str, Path]
+    bootstrap: BootstrapSettings | None = None  # the settings of the intervals
 
 
 def merged_records(out: Path, indices: Sequence[int]) -> list[dict[str, Any]]:
@@ -47,19 +52,22 @@ def frames(records: list[dict[str, Any]], methods: Sequence[str], fractions: Seq
 
 
 def write_report(out: Path, dataset: str, methods: Sequence[str], records: list[dict[str, Any]],
-                 degradation: DegradationSettings, title: str) -> Report:
-    """Writes table1.csv/.md, metrics.csv, curves.csv and curves.png into `out`, with the fraction grid
-    and headline fraction the results were computed with (read from settings.json by the caller)."""
+                 degradation: DegradationSettings, title: str, bootstrap: BootstrapSettings | None = None) -> Report:
+    """Writes table1.csv/.md, metrics.csv, differences.csv/.md, curves.csv and curves.png into `out`, with
+    the fraction grid and headline fraction the results were computed with (read from settings.json by
+    the caller) and paired bootstrap intervals with `bootstrap` (default BootstrapSettings())."""
+    bootstrap = bootstrap or BootstrapSettings()
     remove, keep = frames(records, methods, degradation.grid)
     name = degradation.headline_name
-    metrics = summary(remove, keep, headline=degradation.headline).reindex(list(methods))
+    intervals = paired_bootstrap(remove, keep, headline=degradation.headline, settings=bootstrap)
+    metrics = with_intervals(summary(remove, keep, headline=degradation.headline), intervals).reindex(list(methods))
     table1 = pd.DataFrame(
         {
             "method": list(methods),
             "dataset": dataset,
             "n": metrics["n"].astype(int).to_numpy(),
             "original_prob": metrics["o"].round(4).to_numpy(),
-            name: metrics[name].round(4).to_numpy(),
+            **{c: metrics[c].round(4).to_numpy() for c in (name, f"{name}_lo", f"{name}_hi")},
         }
     )
     curves = normalised_curves(remove)
@@ -67,15 +75,73 @@ def write_report(out: Path, dataset: str, methods: Sequence[str], records: list[
         "table1.csv": out / "table1.csv",
         "table1.md": out / "table1.md",
         "metrics.csv": out / "metrics.csv",
+        "differences.csv": out / "differences.csv",
+        "differences.md": out / "differences.md",
         "curves.csv": out / "curves.csv",
         "curves.png": out / "curves.png",
     }
     table1.to_csv(files["table1.csv"], index=False)
-    files["table1.md"].write_text(markdown_table(table1) + "\n")
+    files["table1.md"].write_text(markdown_table(table1_with_intervals(table1, name, bootstrap)) + "\n")
     metrics.round(4).to_csv(files["metrics.csv"])
+    differences = intervals.differences
+    differences.round({"diff": 6, "lo": 6, "hi": 6}).to_csv(files["differences.csv"], index=False)
+    files["differences.md"].write_text(differences_markdown(intervals) + "\n")
     curves.round(6).to_csv(files["curves.csv"], index=False)
     save_curves(files["curves.png"], curves, "method", "normalised", title=title)
-    return Report(table1, metrics, curves, files)
+    if any("@seed" in m for m in methods):  # repeats with other noise seeds: their spread
+        files["seed_spread.csv"] = out / "seed_spread.csv"
+        spread_of = [c for c in (name, "aopc", "comprehensiveness", "sufficiency") if c in metrics.columns]
+        seed_spread(metrics, spread_of).round(6).to_csv(files["seed_spread.csv"])
+    return Report(table1, metrics, curves, differences, files, bootstrap)
+
+
+def with_intervals(table: pd.DataFrame, intervals: Intervals) -> pd.DataFrame:
+    """A summary table with `<m>_lo` and `<m>_hi` right after each bootstrapped statistic m (the
+    point estimates are the summary's own)."""
+    out = table.copy()
+    columns: list[str] = []
+    for c in table.columns:
+        columns.append(c)
+        if c in intervals.metrics:
+            for bound in (f"{c}_lo", f"{c}_hi"):
+                out[bound] = intervals.table[bound].reindex(out.index)
+                columns.append(bound)
+    return out[columns]
+
+
+def ci_cell(value: float, lo: float, hi: float) -> str:
+    """`0.284 [0.251, 0.318]`."""
+    return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def table1_with_intervals(table1: pd.DataFrame, name: str, bootstrap: BootstrapSettings) -> pd.DataFrame:
+    """Table 1 for Markdown: the headline drop as one `drop [lo, hi]` cell, headed `drop_11 [95% CI]`."""
+    cells = [ci_cell(v, lo, hi) for v, lo, hi in zip(table1[name], table1[f"{name}_lo"], table1[f"{name}_hi"])]
+    shown = table1.drop(columns=[f"{name}_lo", f"{name}_hi"])
+    shown[name] = cells
+    return shown.rename(columns={name: f"{name} [{bootstrap.percent} CI]"})
+
+
+def differences_markdown(intervals: Intervals) -> str:
+    """differences.md: one line saying how the intervals were made, then one row per pair and metric."""
+    s = intervals.settings
+    head = (
+        f"Paired bootstrap over the same {intervals.n} instances for every method ({s.resamples} resamples, seed {s.seed}): "
+        f"diff = metric(method_a) - metric(method_b) with its {s.percent} percentile interval; "
+        f"\"yes\" where the interval excludes 0."
+    )
+    d = intervals.differences
+    shown = pd.DataFrame(
+        {
+            "method_a": d["method_a"],
+            "method_b": d["method_b"],
+            "metric": d["metric"],
+            f"diff [{s.percent} CI]": [ci_cell(v, lo, hi) for v, lo, hi in zip(d["diff"], d["lo"], d["hi"])],
+            "excludes 0": ["yes" if x else "no" for x in d["excludes_zero"]],
+        }
+    )
+    body = markdown_table(shown) if len(shown) else "(a single method: nothing to compare)"
+    return head + "\n\n" + body
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

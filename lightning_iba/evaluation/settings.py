@@ -2,7 +2,9 @@
 
 `settings.json` in the output folder holds the settings that determine the results (the identity:
 model fingerprint, task, data, methods and their options, IBA, estimator, degradation grid and
-headline fraction) and, under "execution", those that only change how fast the run goes.
+headline fraction), under "execution" those that only change how fast the run goes, and under
+"report" those that only change how the results are reported (the bootstrap intervals). Neither of
+the last two is compared on --resume: a resume with other report settings re-reports.
 """
 from __future__ import annotations
 
@@ -15,6 +17,9 @@ from lightning_iba.errors import LightningIBAError
 
 SETTINGS_FILE = "settings.json"
 EXECUTION = "execution"
+REPORT = "report"
+#: Keys of settings.json that a resume may change.
+NOT_COMPARED = (EXECUTION, REPORT)
 
 
 def read_settings(out: str | Path) -> dict[str, Any] | None:
@@ -33,11 +38,11 @@ def read_settings(out: str | Path) -> dict[str, Any] | None:
     return data
 
 
-def write_settings(out: str | Path, identity: dict[str, Any], execution: dict[str, Any]) -> Path:
+def write_settings(out: str | Path, identity: dict[str, Any], execution: dict[str, Any], report: dict[str, Any] | None = None) -> Path:
     """Writes settings.json atomically (a kill never leaves half of it)."""
     path = Path(out) / SETTINGS_FILE
     tmp = path.with_name(f".{SETTINGS_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({**identity, EXECUTION: execution}, indent=2) + "\n")
+    tmp.write_text(json.dumps({**identity, EXECUTION: execution, **({REPORT: report} if report is not None else {})}, indent=2) + "\n")
     os.replace(tmp, path)
     return path
 
@@ -56,6 +61,6 @@ def check_resumable(out: str | Path, identity: dict[str, Any], resume: bool) -> 
             f"but {identity.get('checkpoint')} is now model {identity.get('model_fingerprint')} (retrained?); use another --out"
         )
     diff = [f"{k}: {previous.get(k)!r} -> {identity.get(k)!r}" for k in sorted(set(previous) | set(identity))
-            if k != EXECUTION and previous.get(k) != identity.get(k)]
+            if k not in NOT_COMPARED and previous.get(k) != identity.get(k)]
     if diff:
         raise LightningIBAError(f"--resume with different settings than {path} ({'; '.join(diff)})")

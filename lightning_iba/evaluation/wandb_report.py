@@ -9,7 +9,8 @@ from lightning_iba.loggers import wandb_configured
 
 
 def log_to_wandb(report: Report, out: Path, config: dict[str, Any], project: str, name: str) -> str:
-    """One W&B run with the settings as config, Table 1 as a wandb.Table and the curves as a line series.
+    """One W&B run with the settings as config, Table 1, the metrics (both with their bootstrap intervals,
+    `<metric>_lo`/`_hi`) and the paired differences as wandb.Tables, and the curves as a line series.
 
     Returns the run's local folder (sync an offline one with `wandb sync <folder>`).
     """
@@ -25,13 +26,15 @@ def log_to_wandb(report: Report, out: Path, config: dict[str, Any], project: str
             {
                 "table1": wandb.Table(dataframe=report.table1),
                 "metrics": wandb.Table(dataframe=report.metrics.reset_index()),
+                **({"differences": wandb.Table(dataframe=report.differences)} if len(report.differences) else {}),
                 "degradation_curve": wandb.plot.line_series(xs=xs, ys=ys, keys=methods, title="Normalised drop of p(y|x') (Figure 1)", xname="fraction of tokens removed"),
                 "curves_png": wandb.Image(str(report.files["curves.png"])),
             }
         )
-        drop = report.table1.columns[-1]  # named after the headline fraction, e.g. drop_11
-        for method, value in zip(report.table1["method"], report.table1[drop]):
-            run.summary[f"{drop}/{method}"] = value
+        drop = next(c for c in report.table1.columns if c.startswith("drop_") and not c.endswith(("_lo", "_hi")))  # e.g. drop_11
+        for column in (drop, f"{drop}_lo", f"{drop}_hi"):
+            for method, value in zip(report.table1["method"], report.table1[column]):
+                run.summary[f"{column}/{method}"] = value
         return str(Path(run.dir).parent)
     finally:
         run.finish()

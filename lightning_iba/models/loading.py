@@ -29,7 +29,8 @@ def default_checkpoint() -> Path:
 
 
 def load_pretrained_classifier(name_or_path: str, label_names: tuple[str, ...] | list[str], **config: Any):
-    """A sequence classifier with a fresh head for `label_names`, from a pretrained encoder."""
+    """A sequence classifier for `label_names` from a pretrained encoder, or from another task's fine-tuned
+    classifier (e.g. RTE started from an MNLI model): a head of another size is replaced by a fresh one."""
     from transformers import AutoModelForSequenceClassification
 
     id2label = dict(enumerate(label_names))
@@ -39,6 +40,7 @@ def load_pretrained_classifier(name_or_path: str, label_names: tuple[str, ...] |
         num_labels=len(label_names),
         id2label=id2label,
         label2id={v: k for k, v in id2label.items()},
+        ignore_mismatched_sizes=True,
         **config,
     )
 
