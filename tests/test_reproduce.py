@@ -53,3 +53,25 @@ def test_table1_summary_reads_orderings_against_the_paper(tmp_path):
     # the paper has IBA 0.059 > IG 0.043 > Random 0.012 on RTE: ours reverses IBA and IG, keeps the rest
     assert "Reversed: IBA − IG = -0.030 [-0.050, -0.010] (excludes 0)" in page
     assert "IBA − Random = +0.040 [+0.020, +0.060] (excludes 0)" in page and "IG − Random = +0.070" in page
+
+
+def test_figure2_panels_from_the_sweeps(tmp_path):
+    from lightning_iba.cli.reproduce import DatasetPlan, ReproduceSettings, sweep_points, write_figure2
+
+    s = ReproduceSettings(runs=str(tmp_path / "runs"), results=str(tmp_path / "results"),
+                          datasets=[DatasetPlan("rte"), DatasetPlan("imdb", figure2b=True)])
+    for name in ("rte", "imdb"):
+        folder = tmp_path / "runs" / name / "layer-sweep"
+        folder.mkdir(parents=True)
+        pd.DataFrame({"method": [f"layer {i}" for i in range(3)], "drop_11": [0.1, 0.2, 0.15], "drop_11_lo": [0.05, 0.1, 0.1],
+                      "drop_11_hi": [0.15, 0.3, 0.2]}).set_index("method").to_csv(folder / "metrics.csv")
+    for estimator in ("dataset", "reference"):
+        folder = tmp_path / "runs" / "imdb" / f"figure2b-{estimator}"
+        folder.mkdir(parents=True)
+        pd.DataFrame({"method": ["beta 1e-08", "beta 1e-05", "beta 0.1", "x only"], "drop_11": [0.2, 0.2, 0.1, 0.05]}).set_index(
+            "method").to_csv(folder / "metrics.csv")
+    points = sweep_points(tmp_path / "runs" / "imdb" / "figure2b-dataset" / "metrics.csv", "beta ", estimator="dataset")
+    assert points["value"].tolist() == [1e-8, 1e-5, 0.1] and set(points["estimator"]) == {"dataset"}
+    written = write_figure2(s)
+    assert [p.name for p in written] == ["figure2a.png", "figure2b.png"] and all(p.stat().st_size > 1000 for p in written)
+    assert written[1].parent.name == "imdb"
