@@ -163,3 +163,17 @@ def test_protocol_variants_and_seed_repeats_in_one_run(checkpoint, keyword_data,
     assert spread.loc["ig:gold", "seeds"] == 1
     settings = json.loads((tmp_path / "eval" / "settings.json").read_text())
     assert settings["methods"] == methods.split(",")  # the variants are part of the run's identity
+
+
+def test_records_keep_token_ids_and_scores_unless_told_not_to(checkpoint, keyword_data, tmp_path):
+    from lightning_iba.evaluation.shards import read_records
+
+    main(args(checkpoint, keyword_data, tmp_path / "with", "--methods", "random,occlusion", "--instances", "6", "--wandb", "false"))
+    records = list(read_records(tmp_path / "with"))
+    assert len(records) == 6
+    for r in records:
+        assert len(r["input_ids"]) == r["length"] and set(r["scores"]) == {"random", "occlusion"}
+        assert all(len(v) == r["length"] for v in r["scores"].values())
+        assert r["predicted"] in (0, 1) and abs(sum(r["probs"]) - 1) < 1e-4 and r["probs"][r["label"]] == pytest.approx(r["original_prob"], abs=1e-5)
+    main(args(checkpoint, keyword_data, tmp_path / "without", "--methods", "random", "--instances", "6", "--wandb", "false", "--store_scores", "false"))
+    assert all("scores" not in r and "input_ids" not in r for r in read_records(tmp_path / "without"))

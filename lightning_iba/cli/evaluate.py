@@ -89,6 +89,8 @@ class EvaluationSettings:
         precision: "32" or "bf16" (IBA under autocast, for GPUs).
         wandb: log the table and curves to W&B (offline without an API key).
         wandb_project: the W&B project.
+        store_scores: keep every instance's token ids and each method's token scores in the shards (for the
+            per-instance views and plausibility); false keeps only the curves (smaller shards).
     """
 
     checkpoint: str | None = None
@@ -118,6 +120,7 @@ class EvaluationSettings:
     precision: str = "32"
     wandb: bool = True
     wandb_project: str = "lightning-iba"
+    store_scores: bool = True
     # the method groups, filled in by parse()
     iba: dict[str, Any] = field(default_factory=dict)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -150,7 +153,7 @@ class EvaluationSettings:
             spec.base == "iba" and (spec.variant or self.estimator.name) == "dataset" for spec in map(parse_method, self.methods)
         )
 
-    EXECUTION = ("out", "resume", "batch_size", "devices", "num_nodes", "accelerator", "wandb", "wandb_project")
+    EXECUTION = ("out", "resume", "batch_size", "devices", "num_nodes", "accelerator", "wandb", "wandb_project", "store_scores")
 
     def execution(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.EXECUTION}
@@ -272,7 +275,8 @@ def main(args: list[str] | None = None) -> Report | None:
 
     attributors = build_attributors(s, loaded, task, layer, source, splits)  # validates every method option first
     labels = [name for name, _ in attributors]
-    module = EvaluationModule(loaded.model, attributors, SpecialTokens.from_tokenizer(loaded.tokenizer), s.degradation, s.batch_size)
+    module = EvaluationModule(loaded.model, attributors, SpecialTokens.from_tokenizer(loaded.tokenizer), s.degradation, s.batch_size,
+                              store_scores=s.store_scores)
 
     if first_process():
         if not s.resume:

@@ -60,13 +60,15 @@ def collate(instances: list[Instance], pad_id: int) -> dict[str, Any]:
 class EvaluationModule(pl.LightningModule):
     """Wraps the frozen fine-tuned model; each predict step returns one JSON-able record per instance.
 
-    A record holds the instance's index, id, gold label, its original p(y|x), and per method the
-    degradation curve p(y|x') with the top tokens removed ("remove") and, with `sufficiency`, with
-    only them kept ("keep").
+    A record holds the instance's index, id, gold label, its original p(y|x) and the predicted class with
+    its probabilities, and per method the degradation curve p(y|x') with the top tokens removed
+    ("remove") and, with `sufficiency`, with only them kept ("keep"). With `store_scores` it also holds
+    the real tokens' ids ("input_ids") and each method's score per real token ("scores", 5 significant
+    digits), in input order.
     """
 
     def __init__(self, model: nn.Module, attributors: list[tuple[str, Attributor]], special: SpecialTokens,
-                 degradation: DegradationSettings, batch_size: int):
+                 degradation: DegradationSettings, batch_size: int, store_scores: bool = False):
         super().__init__()
         self.model = freeze(model)
         self.attributors = attributors
@@ -74,6 +76,7 @@ class EvaluationModule(pl.LightningModule):
         self.degradation = degradation
         self.fractions = torch.tensor(degradation.grid, dtype=torch.float64)
         self.forward_batch_size = max(64, batch_size * 4)  # degraded variants per forward pass
+        self.store_scores = store_scores
 
     def _curve(self, batch: dict[str, Any], scores: Tensor, keep: bool) -> Tensor:  # [batch, steps]
         d = self.degradation
@@ -90,17 +93,22 @@ class EvaluationModule(pl.LightningModule):
         original = probs.gather(1, batch["labels"][:, None]).squeeze(1).cpu()
         remove: dict[str, Tensor] = {}
         keep: dict[str, Tensor] = {}
+        token_scores: dict[str, Tensor] = {}  # method -> [batch, tokens]
         for name, attributor in self.attributors:
             with torch.enable_grad():
                 scores = attributor.attribute(batch["input_ids"], batch["attention_mask"], batch["labels"], batch["token_type_ids"])
             if not torch.isfinite(scores).all():
                 bad = [batch["id"][i] for i in (~torch.isfinite(scores)).any(1).nonzero().flatten().tolist()]
                 raise FloatingPointError(f"method {name} gave non-finite scores for instances {bad}")
+            if self.store_scores:
+                token_scores[name] = scores.detach().float().cpu()
             remove[name] = self._curve(batch, scores, keep=False)
             if self.degradation.sufficiency:
                 keep[name] = self._curve(batch, scores, keep=True)
         lengths = batch["attention_mask"].sum(1).tolist()
-        return [
+        real = batch["attention_mask"].bool().cpu()  # [batch, tokens]
+        predicted = probs.argmax(-1).cpu()
+        records = [
             {
                 "index": int(batch["index"][i]),
                 "id": str(batch["id"][i]),
@@ -109,6 +117,14 @@ class EvaluationModule(pl.LightningModule):
                 "original_prob": round(float(original[i]), 6),
                 "remove": {m: [round(float(p), 6) for p in c[i]] for m, c in remove.items()},
                 "keep": {m: [round(float(p), 6) for p in c[i]] for m, c in keep.items()},
+                "predicted": int(predicted[i]),
+                "probs": [round(float(p), 6) for p in probs[i].cpu()],
             }
             for i in range(len(lengths))
         ]
+        if self.store_scores:
+            ids = batch["input_ids"].cpu()
+            for i, record in enumerate(records):
+                record["input_ids"] = ids[i][real[i]].tolist()
+                record["scores"] = {m: [float(f"{v:.5g}") for v in t[i][real[i]].tolist()] for m, t in token_scores.items()}
+        return records
