@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
@@ -28,6 +28,7 @@ from lightning_iba.cli.common import (
     resolve_max_length,
     setup_logging,
 )
+from lightning_iba.data.files_source import DataFiles
 from lightning_iba.data.tasks import Task
 from lightning_iba.errors import LightningIBAError, exit_on_user_error
 
@@ -46,8 +47,9 @@ class AttributeSettings:
         dataset: task of the instance and of the estimator's texts (null: the checkpoint's task).
         allow_task_transfer: explain the model on a task other than the one it was fine-tuned on.
         split: split the instance comes from.
-        source: data source: hub | local | bundled | auto.
-        data_dir: folder of the original files, for source local.
+        source: data source: hub | local | bundled | files | disk | auto.
+        data_dir: folder of the original files (source local), or a datasets.save_to_disk DatasetDict folder (source disk).
+        files: for source files (and an estimator.source files): one file a split, as run_glue.py's --train_file ...
         target: class to explain, name or index (null: the gold label, else the prediction).
         layer: layer index after which the bottleneck sits (null: the paper's depth, 8 of 12, 3 of 6).
         layers: 'all' or a list of layer indices: one row per layer (Figure 3).
@@ -66,6 +68,7 @@ class AttributeSettings:
     split: str = "test"
     source: str = "auto"
     data_dir: str | None = None
+    files: DataFiles = field(default_factory=DataFiles)
     target: str | None = None
     layer: int | None = None
     layers: str | list[int] | None = None
@@ -88,7 +91,8 @@ def build_parser(with_base_config: bool = True) -> ArgumentParser:
 
 def parse(args: list[str] | None = None) -> tuple[AttributeSettings, dict[str, Any], EstimatorSettings]:
     cfg = build_parser().parse_args(args)
-    settings = AttributeSettings(**{f.name: cfg[f.name] for f in fields(AttributeSettings)})
+    top = {f.name: cfg[f.name] for f in fields(AttributeSettings) if f.name != "files"}
+    settings = AttributeSettings(**top, files=DataFiles(**cfg.files.as_dict()))
     return settings, cfg.iba.as_dict(), EstimatorSettings(**cfg.estimator.as_dict())
 
 
@@ -117,7 +121,7 @@ def _instance(s: AttributeSettings, task: Task) -> tuple[str, str | None, int | 
         raise LightningIBAError("give --text or --index, not both")
     from lightning_iba.data.sources import load_splits
 
-    splits = load_splits(task, s.source, s.data_dir)
+    splits = load_splits(task, s.source, s.data_dir, files=s.files)
     if s.split not in splits:
         raise LightningIBAError(f"dataset {task.name} has no split {s.split!r}; valid: {', '.join(splits)}")
     split = splits[s.split]
@@ -154,7 +158,7 @@ def explain(s: AttributeSettings, iba_options: dict[str, Any], estimator_setting
     predicted = int(probs.argmax())
     target = _target(s.target, model, gold if gold is not None else predicted)
 
-    estimator = load_estimator(estimator_settings, loaded, task, s.source, s.data_dir, max_length)
+    estimator = load_estimator(estimator_settings, loaded, task, s.source, s.data_dir, max_length, files=s.files)
     iba = lambda layer, beta: BottleneckOptimizer(model, layer=layer, estimator=estimator, seed=s.seed, **{**iba_options, "beta": beta})  # noqa: E731
     y = torch.tensor([target])
     if len(betas) > 1:
