@@ -42,6 +42,7 @@ demo: install
 	$(PY) attribute.py --config configs/attribute/demo.yaml
 	$(PY) evaluate.py $(foreach c,$(DEMO_EVAL_CONFIGS),--config $(c)) --resume true
 	@echo "demo: model runs/demo/model, attribution runs/demo/attribution, evaluation $$(sed -n 's/^out: *//p' $(DEMO_EVAL_CONFIGS) | tail -1) (W&B run in its wandb/ folder)"
+	@echo "demo: explorer page $$(sed -n 's/^out: *//p' $(DEMO_EVAL_CONFIGS) | tail -1)/report.html (open it in any browser)"
 
 finetune: install
 	$(CHECK_DATASET)

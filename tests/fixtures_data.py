@@ -97,3 +97,24 @@ def write_bundled_csv(path: Path, rows: list[tuple[str, str, str]], encoding: st
         w.writerow(["text", "label", "source"])
         w.writerows(rows)
     return path
+
+
+def write_eraser(root: Path, splits: dict[str, list[tuple[str, str, list[list[str]], list[tuple[int, int]]]]]) -> Path:
+    """eraser/movies/{split}.jsonl and eraser/movies/docs/<docid>, the ERASER format: `splits` maps a file name
+    (train, val, test) to rows (docid, "POS" | "NEG", sentences as lists of tokens, evidence spans [start, end)
+    into the doc's tokens, all sentences concatenated)."""
+    import json
+
+    movies = root / "eraser" / "movies"
+    (movies / "docs").mkdir(parents=True, exist_ok=True)
+    for split, rows in splits.items():
+        lines = []
+        for docid, label, sentences, evidence in rows:
+            (movies / "docs" / docid).write_text("\n".join(" ".join(s) for s in sentences) + "\n", encoding="utf-8")
+            tokens = [t for s in sentences for t in s]
+            group = [{"docid": docid, "start_token": a, "end_token": b, "start_sentence": -1, "end_sentence": -1, "text": " ".join(tokens[a:b])}
+                     for a, b in evidence]
+            lines.append(json.dumps({"annotation_id": docid, "classification": label, "evidences": [group], "query": "What is the sentiment of this review?",
+                                     "query_type": None}))
+        (movies / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root

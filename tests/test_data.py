@@ -25,13 +25,13 @@ from lightning_iba.errors import LightningIBAError, UnknownNameError
 
 
 def test_registry_knows_every_task():
-    assert set(TASKS) == {"imdb", "rotten_tomatoes", "agnews", "rte", "mnli"}
+    assert set(TASKS) == {"imdb", "rotten_tomatoes", "agnews", "rte", "mnli", "eraser_movies"}
     assert get_task("agnews").num_labels == 4 and get_task("mnli").is_pair
     assert get_task("mnli").eval_splits == ("test", "test_mismatched")
 
 
 def test_unknown_dataset_lists_valid_names():
-    with pytest.raises(UnknownNameError, match=r"unknown dataset 'sst2'; valid: agnews, imdb, mnli, rotten_tomatoes, rte"):
+    with pytest.raises(UnknownNameError, match=r"unknown dataset 'sst2'; valid: agnews, eraser_movies, imdb, mnli, rotten_tomatoes, rte"):
         get_task("sst2")
 
 

@@ -57,7 +57,7 @@ def test_iba_beats_random_through_the_whole_pipeline(checkpoint, keyword_data, t
     drops = table.set_index("method")["drop_11"]
     assert list(table["n"]) == [40, 40]
     assert drops["iba"] > drops["random"] + 0.2, table  # removing the keyword first flips the prediction
-    for name in ("table1.md", "curves.csv", "curves.png", "metrics.csv", "differences.csv", "differences.md", "settings.json"):
+    for name in ("table1.md", "curves.csv", "curves.png", "metrics.csv", "differences.csv", "differences.md", "settings.json", "report.html"):
         assert (tmp_path / "eval" / name).is_file(), name
     curves = pd.read_csv(tmp_path / "eval" / "curves.csv")
     assert set(curves["method"]) == {"iba", "random"} and len(curves) == 20

@@ -38,13 +38,18 @@ from lightning_iba.cli.common import (
     setup_logging,
 )
 from lightning_iba.data.files_source import DataFiles, run_data_identity
+from lightning_iba.data.rationales import special_layout
 from lightning_iba.data.sources import load_splits, require_split, resolve_source, split_hint
+from lightning_iba.data.tasks import get_task
 from lightning_iba.data.tokens import SpecialTokens
 from lightning_iba.errors import LightningIBAError, exit_on_user_error
 from lightning_iba.evaluation.degradation import DegradationSettings
 from lightning_iba.evaluation.intervals import BootstrapSettings
+from lightning_iba.evaluation.plausibility import PlausibilitySettings
+from lightning_iba.evaluation.plausibility_report import check_plausibility_run, report_plausibility
 from lightning_iba.evaluation.report import Report, merged_records, write_report
-from lightning_iba.evaluation.run import EvaluationModule, Instance, collate, select_indices
+from lightning_iba.evaluation.report_page import REPORT_PAGE, token_rationales, write_report_page
+from lightning_iba.evaluation.run import EvaluationModule, Instance, add_windows, collate, select_indices
 from lightning_iba.evaluation.settings import check_resumable, read_settings, write_settings
 from lightning_iba.evaluation.shards import SHARD_DIR, ShardWriter, done_indices
 
@@ -91,6 +96,8 @@ class EvaluationSettings:
         wandb_project: the W&B project.
         store_scores: keep every instance's token ids and each method's token scores in the shards (for the
             per-instance views and plausibility); false keeps only the curves (smaller shards).
+        plausibility: for tasks with human rationales (eraser_movies): word-level aggregation, top-k fraction,
+            IOU threshold (reporting only), ERASER's bins and the plausibility windows (part of the run).
     """
 
     checkpoint: str | None = None
@@ -110,6 +117,7 @@ class EvaluationSettings:
     estimator: EstimatorSettings = field(default_factory=EstimatorSettings)
     degradation: DegradationSettings = field(default_factory=DegradationSettings)
     bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)  # reporting: not in the identity
+    plausibility: PlausibilitySettings = field(default_factory=PlausibilitySettings)  # in the identity on rationale tasks only
     # execution: how fast, not what
     out: str = "runs/eval"
     resume: bool = False
@@ -182,11 +190,12 @@ def method_parameters(cls: type) -> list[str]:
 def parse(args: list[str] | None = None) -> EvaluationSettings:
     """Command line and `--config` YAML files into settings."""
     cfg = build_parser().parse_args(args)
-    top = {f.name: cfg[f.name] for f in fields(EvaluationSettings) if f.name not in ("iba", "options", "estimator", "degradation", "bootstrap", "files")}
+    top = {f.name: cfg[f.name] for f in fields(EvaluationSettings) if f.name not in ("iba", "options", "estimator", "degradation", "bootstrap", "files", "plausibility")}
     options = {name: cfg[name].as_dict() for name in METHOD_CLASSES if name != "iba" and name in cfg}
     return EvaluationSettings(
         **top, estimator=EstimatorSettings(**cfg.estimator.as_dict()), degradation=DegradationSettings(**cfg.degradation.as_dict()),
         bootstrap=BootstrapSettings(**cfg.bootstrap.as_dict()), iba=cfg.iba.as_dict(), options=options, files=DataFiles(**cfg.files.as_dict()),
+        plausibility=PlausibilitySettings(**cfg.plausibility.as_dict()),
     )
 
 
@@ -197,7 +206,7 @@ def first_process() -> bool:
 
 def identity(s: EvaluationSettings, model, task_name: str, layer: int, source: str) -> dict[str, Any]:
     """The settings that determine the results: a resumed run must match them exactly."""
-    keep = {k: v for k, v in dataclasses.asdict(s).items() if k not in EvaluationSettings.EXECUTION and k not in ("iba", "options", "bootstrap")}
+    keep = {k: v for k, v in dataclasses.asdict(s).items() if k not in EvaluationSettings.EXECUTION and k not in ("iba", "options", "bootstrap", "plausibility")}
     keep.update(
         checkpoint=str(Path(model.path).resolve()), model_fingerprint=model.fingerprint, dataset=task_name,
         task_transfer=model.task not in (None, task_name), layer=layer,
@@ -212,6 +221,8 @@ def identity(s: EvaluationSettings, model, task_name: str, layer: int, source: s
         keep["estimator"] = None
     if s.sweep != "beta":
         keep["betas"] = None  # only a beta sweep uses them
+    if get_task(task_name).rationales:  # ERASER's bins and the plausibility windows change what is computed
+        keep["plausibility"] = s.plausibility.identity()
     return keep
 
 
@@ -266,6 +277,8 @@ def main(args: list[str] | None = None) -> Report | None:
     layer = resolve_layer(s.layer, loaded.model.config.num_hidden_layers)
     source = resolve_source(task, s.source)
     ident = identity(s, loaded, task.name, layer, source)
+    if task.rationales:
+        check_plausibility_run(s.plausibility, s.store_scores, loaded.tokenizer, s.max_length)
     if first_process():
         check_resumable(out, ident, s.resume)  # before loading data or fitting anything
     splits = load_splits(task, source, s.data_dir, files=s.files)
@@ -276,13 +289,15 @@ def main(args: list[str] | None = None) -> Report | None:
     attributors = build_attributors(s, loaded, task, layer, source, splits)  # validates every method option first
     labels = [name for name, _ in attributors]
     module = EvaluationModule(loaded.model, attributors, SpecialTokens.from_tokenizer(loaded.tokenizer), s.degradation, s.batch_size,
-                              store_scores=s.store_scores)
+                              store_scores=s.store_scores, eraser_bins=s.plausibility.bins if task.rationales else None,
+                              layout=special_layout(loaded.tokenizer) if task.rationales else (1, 1))
 
     if first_process():
         if not s.resume:
             shutil.rmtree(out / SHARD_DIR, ignore_errors=True)
         out.mkdir(parents=True, exist_ok=True)
-        write_settings(out, ident, s.execution(), {"bootstrap": dataclasses.asdict(s.bootstrap)})
+        write_settings(out, ident, s.execution(), {"bootstrap": dataclasses.asdict(s.bootstrap),
+                                                   **({"plausibility": s.plausibility.reporting()} if task.rationales else {})})
     done = done_indices(out) if s.resume else set()
     pending = [i for i in indices if i not in done]
     if done:
@@ -291,8 +306,12 @@ def main(args: list[str] | None = None) -> Report | None:
     if pending:
         log.info("evaluation: attributing %d instances with %s [%.1f s]", len(pending), ", ".join(labels), time.perf_counter() - start)
         tokenizer = loaded.tokenizer
+        instances = tokenize_instances(splits[s.split], pending, tokenizer, s.max_length)
+        if task.rationales and s.plausibility.window_stride:  # further windows over the whole text, for plausibility
+            texts = dict(zip(pending, splits[s.split].select(pending)["text"]))
+            log.info("evaluation: %d instances longer than %d tokens get windows", add_windows(instances, texts, tokenizer, s.max_length, s.plausibility.window_stride), s.max_length)
         loader = DataLoader(
-            tokenize_instances(splits[s.split], pending, tokenizer, s.max_length), batch_size=s.batch_size,
+            instances, batch_size=s.batch_size,
             collate_fn=lambda batch: collate(batch, tokenizer.pad_token_id),
         )
         trainer = pl.Trainer(
@@ -307,9 +326,20 @@ def main(args: list[str] | None = None) -> Report | None:
     stored = read_settings(out) or ident  # the grid and headline the results were computed with
     degradation = DegradationSettings(**stored["degradation"])
     title = f"{task.name} ({s.split}, n={len(indices)})"
-    report = write_report(out, task.name, labels, merged_records(out, indices), degradation, title, s.bootstrap)
+    records = merged_records(out, indices)
+    report = write_report(out, task.name, labels, records, degradation, title, s.bootstrap)
+    plausibility = None
+    if task.rationales:  # plausibility.csv/.md, plausibility_differences.*, the columns in metrics.csv
+        plausibility = report_plausibility(out, task.name, s.split, labels, records, splits[s.split], loaded.tokenizer, stored,
+                                           s.plausibility, s.bootstrap, report)
     if s.wandb:
-        report.files["wandb"] = Path(log_run(report, out, stored, s, task.name))
+        report.files["wandb"] = Path(log_run(report, out, stored, s, task.name, plausibility))
+    config = loaded.model.config
+    report.files[REPORT_PAGE] = write_report_page(  # the explorer page, last: it embeds the other files' content
+        out, report, records, labels, stored, degradation, f"Evaluation: {title}",
+        [str(config.id2label.get(i, i)) for i in range(config.num_labels)], loaded.tokenizer,
+        rationales=token_rationales(records, splits[s.split], loaded.tokenizer, int(stored["max_length"])) if task.rationales else None,
+    )
     log.info("evaluation: done [%.1f s]", time.perf_counter() - start)
     print(report.table1.to_string(index=False))
     for name, path in report.files.items():
@@ -317,8 +347,9 @@ def main(args: list[str] | None = None) -> Report | None:
     return report
 
 
-def log_run(report: Report, out: Path, settings: dict[str, Any], s: EvaluationSettings, dataset: str) -> str:
+def log_run(report: Report, out: Path, settings: dict[str, Any], s: EvaluationSettings, dataset: str, plausibility: Any = None) -> str:
     from lightning_iba.evaluation.wandb_report import log_to_wandb
 
     name = f"evaluate-{dataset}" + (f"-{s.sweep}-sweep" if s.sweep else "")
-    return log_to_wandb(report, out, settings, s.wandb_project, name)
+    extra = {"plausibility": plausibility.table.reset_index()} if plausibility is not None else None
+    return log_to_wandb(report, out, settings, s.wandb_project, name, extra)

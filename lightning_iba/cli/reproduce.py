@@ -127,11 +127,12 @@ class Stages:
             return
         printable = " ".join(shlex.quote(c) for c in command)
         log.info("reproduce: %s: %s", stage, printable)
+        commit = current_commit()  # the code the stage runs with
         start = time.time()
         result = subprocess.run(command, cwd=REPO)
         seconds = round(time.time() - start, 1)
         with self.log.open("a") as fh:
-            fh.write(json.dumps({"stage": stage, "command": printable, "seconds": seconds, "commit": current_commit(),
+            fh.write(json.dumps({"stage": stage, "command": printable, "seconds": seconds, "commit": commit,
                                  "status": "done" if result.returncode == 0 else f"failed ({result.returncode})",
                                  "finished": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
         if result.returncode != 0:

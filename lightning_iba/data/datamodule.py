@@ -48,8 +48,9 @@ class TextClassificationDataModule(pl.LightningDataModule):
     Every split carries an `idx` column so that evaluation metrics count each example once.
 
     Args:
-        dataset: task name of the registry (imdb, rotten_tomatoes, agnews, rte, mnli).
-        source: hub | local | bundled | files | disk | auto (hub when reachable, else bundled where the task has it).
+        dataset: task name of the registry (imdb, rotten_tomatoes, agnews, rte, mnli, eraser_movies).
+        source: hub | local | bundled | files | disk | auto (hub when reachable, else bundled where the task has it;
+            local for eraser_movies, which has no hub dataset).
         data_dir: folder of the original files (source local), or a datasets.save_to_disk DatasetDict folder (source disk).
         model_name_or_path: checkpoint whose tokenizer is used (hub id, folder, or bundled-minilm).
         max_length: tokens per input; longer texts are truncated.

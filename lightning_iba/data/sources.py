@@ -6,6 +6,7 @@ pipeline never sees where the data came from.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import os
@@ -18,6 +19,11 @@ from typing import TYPE_CHECKING
 import datasets
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+try:
+    from datasets import List
+except ImportError:  # datasets < 4
+    from datasets import Sequence as List
 from datasets.utils.stratify import stratified_shuffle_split_generate_indices
 
 from lightning_iba.data.tasks import SOURCES, Task, get_task
@@ -48,6 +54,13 @@ def resolve_source(task: Task, source: str) -> str:
     """The concrete source for `source` ('auto' picks hub when reachable, else bundled where the task has it)."""
     if source not in SOURCES:
         raise UnknownNameError("source", source, SOURCES)
+    if task.hub_id is None:  # no hub dataset: the original files are the only source
+        if source in ("auto", "local"):
+            return "local"
+        raise DataSourceError(
+            f"{task.name} is read from its original files only ({', '.join(LOCAL_FILES[task.name])}): "
+            f"use source local with data_dir DIR, not source {source!r}"
+        )
     if source != "auto":
         return source
     if hub_reachable():
@@ -135,6 +148,9 @@ def _features(task: Task) -> Features:
     if task.is_pair:
         cols["text_pair"] = Value("string")
     cols["label"] = ClassLabel(names=list(task.label_names))
+    if task.rationales:
+        cols["rationale"] = List(Value("int8"))  # 0/1 per whitespace word of text
+        cols["evidence"] = List(List(Value("int32")))  # [start, end) word offsets of each annotated span
     return Features(cols)
 
 
@@ -145,6 +161,8 @@ def _origin(task: Task, source: str, data_dir: str | os.PathLike | None, split: 
     if source == "bundled":
         return f"{bundled_csv_path()}, rows with source {task.bundled_source}"
     root = _local_root(data_dir, task)
+    if task.name == "eraser_movies":
+        return str(_eraser_dir(root) / f"{task.hub_splits[split]}.jsonl")
     if task.name == "imdb":
         return str(root / "aclImdb" / split)
     if task.name == "rotten_tomatoes":
@@ -155,7 +173,8 @@ def _origin(task: Task, source: str, data_dir: str | os.PathLike | None, split: 
 
 
 def _to_dataset(task: Task, split: str, rows: Rows, origin: str = "") -> Dataset:
-    ids, texts, pairs, labels = rows
+    ids, texts, pairs, labels, *more = rows  # a 5th element: further columns by name (a task's rationales)
+    extra: dict[str, list] = more[0] if more else {}
     where = f" ({origin})" if origin else ""
     bad = [(i, y) for i, y in zip(ids, labels) if not 0 <= y < task.num_labels]
     if bad:
@@ -170,6 +189,8 @@ def _to_dataset(task: Task, split: str, rows: Rows, origin: str = "") -> Dataset
     if task.is_pair:
         columns["text_pair"] = [pairs[i] for i in keep]  # type: ignore[index]
     columns["label"] = [labels[i] for i in keep]
+    for name, values in extra.items():
+        columns[name] = [values[i] for i in keep]
     if not keep:
         raise DataSourceError(f"{task.name} {split}{where}: no non-empty texts")
     return Dataset.from_dict(columns, features=_features(task))
@@ -288,6 +309,7 @@ LOCAL_FILES: dict[str, tuple[str, ...]] = {
     "agnews": ("ag_news_csv/train.csv", "ag_news_csv/test.csv"),
     "rte": ("RTE/train.tsv", "RTE/dev.tsv"),
     "mnli": ("MNLI/train.tsv", "MNLI/dev_matched.tsv", "MNLI/dev_mismatched.tsv"),
+    "eraser_movies": ("eraser/movies/train.jsonl", "eraser/movies/val.jsonl", "eraser/movies/test.jsonl", "eraser/movies/docs/*"),
 }
 
 
@@ -334,6 +356,7 @@ def _load_local(task: Task, data_dir) -> dict[str, Rows]:
         "agnews": _local_agnews,
         "rte": _local_glue,
         "mnli": _local_glue,
+        "eraser_movies": _local_eraser,
     }[task.name]
     return loader(task, root)
 
@@ -472,6 +495,96 @@ def _read_glue_tsv(task: Task, f: Path) -> Rows:
     if not ids:
         raise DataSourceError(f"{f}: no rows after the header line")
     return ids, texts, pairs, labels
+
+
+# ---------------------------------------------------------------- local: the ERASER format
+
+
+def _eraser_dir(root: Path) -> Path:
+    """The ERASER movies folder under `root`: root/eraser/movies, root/movies, or root itself (it holds docs/)."""
+    for candidate in (root / "eraser" / "movies", root / "movies", root):
+        if (candidate / "docs").is_dir():
+            return candidate
+    raise DataSourceError(
+        f"missing folder: {root / 'eraser' / 'movies' / 'docs'} (source local reads eraser/movies/{{train,val,test}}.jsonl and "
+        "eraser/movies/docs/; data_dir may also be the eraser or the movies folder itself)"
+    )
+
+
+def _local_eraser(task: Task, root: Path) -> dict[str, Rows]:
+    """An ERASER dataset folder: {train,val,test}.jsonl (whichever exist) and docs/<docid>, one sentence a line,
+    tokens separated by spaces.
+
+    A row's text is the doc's whitespace tokens joined by single spaces (sentences too), so that its i-th
+    whitespace word is the doc's token i, the one ERASER's evidence offsets index. `rationale` marks the words
+    inside any evidence span, `evidence` lists the spans ([start, end), deduplicated, in order).
+    """
+    folder = _eraser_dir(root)
+    present = {canonical: folder / f"{name}.jsonl" for canonical, name in task.hub_splits.items() if (folder / f"{name}.jsonl").is_file()}
+    if not present:
+        names = ", ".join(f"{name}.jsonl" for name in task.hub_splits.values())
+        raise DataSourceError(f"missing file: {folder / 'test.jsonl'} (source local reads {names} in {folder})")
+    labels = {name.lower(): i for i, name in enumerate(task.label_names)}
+    docs: dict[str, list[str]] = {}
+    out: dict[str, Rows] = {}
+    for split, f in present.items():
+        ids, texts, ys, masks, spans = [], [], [], [], []
+        empty = 0
+        try:
+            lines = f.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise _utf8_error(f) from None
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataSourceError(f"{f}:{number}: malformed JSON ({err.msg}, column {err.colno})") from None
+            if not isinstance(row, dict) or "annotation_id" not in row or "classification" not in row:
+                raise DataSourceError(f"{f}:{number}: not an ERASER annotation (it needs annotation_id, classification and evidences)")
+            label = labels.get(str(row["classification"]).lower())
+            if label is None:
+                raise DataSourceError(f"{f}:{number}: label {row['classification']!r} is not one of {', '.join(n.upper() for n in task.label_names)}")
+            evidences = [e for group in row.get("evidences") or [] for e in group]
+            docids = {str(e["docid"]) for e in evidences if e.get("docid") is not None} or set(row.get("docids") or []) or {str(row["annotation_id"])}
+            if len(docids) != 1:
+                raise DataSourceError(f"{f}:{number}: annotation {row['annotation_id']!r} spans {len(docids)} documents; one per review is supported")
+            docid = docids.pop()
+            if docid not in docs:
+                doc = _require(folder / "docs" / docid)
+                try:
+                    docs[docid] = doc.read_text(encoding="utf-8").split()
+                except UnicodeDecodeError:
+                    raise _utf8_error(doc) from None
+            words = docs[docid]
+            mask = [0] * len(words)
+            found = set()
+            for e in evidences:
+                start, end = int(e["start_token"]), int(e["end_token"])
+                if start == end and 0 <= start <= len(words):
+                    empty += 1  # the test split has 20 empty spans (text ""): nothing highlighted, no span
+                    continue
+                if not 0 <= start < end <= len(words):
+                    raise DataSourceError(f"{f}:{number}: evidence [{start}, {end}) lies outside the {len(words)} tokens of docs/{docid}")
+                if "text" in e and " ".join(words[start:end]) != " ".join(str(e["text"]).split()):
+                    raise DataSourceError(
+                        f"{f}:{number}: evidence [{start}, {end}) reads {' '.join(words[start:end])[:60]!r} in docs/{docid}, "
+                        f"not {str(e['text'])[:60]!r} (offsets into another tokenisation?)"
+                    )
+                found.add((start, end))
+                mask[start:end] = [1] * (end - start)
+            ids.append(str(row["annotation_id"]))
+            texts.append(" ".join(words))
+            ys.append(label)
+            masks.append(mask)
+            spans.append([list(span) for span in sorted(found)])
+        if not ids:
+            raise DataSourceError(f"{f}: empty file (no annotations)")
+        if empty:
+            log.info("data: %s: skipped %d empty evidence spans (start_token = end_token)", f, empty)
+        out[split] = (ids, texts, None, ys, {"rationale": masks, "evidence": spans})  # type: ignore[assignment]
+    return out
 
 
 def _natural_key(stem: str) -> list:

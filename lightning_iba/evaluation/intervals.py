@@ -14,7 +14,7 @@ chunk, so 25,000 instances x 1,000 resamples take about a second.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,6 +60,18 @@ class BootstrapSettings:
         return f"{100 * self.level:g}%"
 
 
+@dataclass(frozen=True)
+class Derived:
+    """A statistic that is not a mean over instances but a function of such means, e.g. a micro-averaged F1
+    (sum TP / sum predicted = mean TP / mean predicted). `function` takes the means of the `inputs` columns
+    (arrays of one shape, in that order) and returns the statistic elementwise; it is applied to the full
+    sample's means for the point estimate and to every resample's means for the interval."""
+
+    name: str
+    inputs: tuple[str, ...]
+    function: Callable[..., np.ndarray]
+
+
 @dataclass
 class Intervals:
     """The bootstrap's results.
@@ -92,9 +104,12 @@ def paired_bootstrap(
     return bootstrap_values(instance_values(frame, keep_frame, by, headline), settings)
 
 
-def bootstrap_values(values: pd.DataFrame, settings: BootstrapSettings | None = None) -> Intervals:
+def bootstrap_values(values: pd.DataFrame, settings: BootstrapSettings | None = None, derived: Sequence[Derived] = (),
+                     hidden: Sequence[str] = ()) -> Intervals:
     """The paired bootstrap of per-instance values (index (group, id), one column per metric, as
-    metrics.instance_values gives them)."""
+    metrics.instance_values gives them). `derived`: further statistics computed from the means (appended
+    after the columns, from the same resamples); `hidden`: columns left out of the results (e.g. the
+    counts a derived statistic is made of)."""
     settings = settings or BootstrapSettings()
     if values.empty:
         raise LightningIBAError("no per-instance values to bootstrap")
@@ -107,6 +122,8 @@ def bootstrap_values(values: pd.DataFrame, settings: BootstrapSettings | None = 
     qs = [tail, 1.0 - tail]
 
     point = group_means(values).reindex(methods)  # summary()'s numbers, bit for bit
+    if derived or hidden:
+        means, point, metrics = _derive(means, point, metrics, derived, hidden)
     lo, hi = np.quantile(means, qs, axis=0)  # each [methods, metrics]
     columns: dict[str, np.ndarray] = {}
     for j, m in enumerate(metrics):
@@ -160,6 +177,26 @@ def seed_spread(table: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _derive(means: np.ndarray, point: pd.DataFrame, metrics: list[str], derived: Sequence[Derived],
+            hidden: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame, list[str]]:
+    """The resampled means [R, methods, metrics] and the point table with the derived statistics appended
+    and the hidden columns removed."""
+    point = point.copy()
+    extra = []
+    for d in derived:
+        missing = [c for c in d.inputs if c not in metrics]
+        if missing or d.name in metrics:
+            raise LightningIBAError(f"derived statistic {d.name!r}: " + (f"no column(s) {', '.join(missing)}" if missing else "the name is taken"))
+        columns = [metrics.index(c) for c in d.inputs]
+        extra.append(np.asarray(d.function(*(means[:, :, j] for j in columns)), dtype=np.float64))
+        point[d.name] = np.asarray(d.function(*(point[c].to_numpy(dtype=np.float64) for c in d.inputs)), dtype=np.float64)
+    if extra:
+        means = np.concatenate([means, np.stack(extra, axis=2)], axis=2)
+    names = metrics + [d.name for d in derived]
+    keep = [j for j, name in enumerate(names) if name not in set(hidden)]
+    return means[:, :, keep], point[[names[j] for j in keep]], [names[j] for j in keep]
 
 
 def _aligned(values: pd.DataFrame) -> tuple[np.ndarray, list, int]:

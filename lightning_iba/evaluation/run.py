@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
@@ -34,6 +34,32 @@ class Instance:
     label: int
     input_ids: list[int]
     token_type_ids: list[int]
+    #: plausibility windows (plausibility.window_stride) over the untruncated text beyond the first, which is
+    #: `input_ids` itself: (start piece, input_ids with the special tokens); none when the text fits
+    windows: list[tuple[int, list[int]]] = field(default_factory=list)
+    #: word pieces of the untruncated text, without the special tokens (0: no windows)
+    pieces: int = 0
+
+
+def add_windows(instances: list[Instance], texts: dict[int, str], tokenizer: Any, max_length: int, stride: int) -> int:
+    """Gives each instance whose text is longer than `max_length` tokens its further windows of `max_length`
+    tokens, starting every `stride` pieces (data.rationales.window_starts; the first window is the
+    truncated input itself); `texts`: index -> text. Returns how many instances got windows."""
+    from lightning_iba.data.rationales import special_layout, window_starts
+    from lightning_iba.errors import LightningIBAError
+
+    before, after = special_layout(tokenizer)
+    size = max_length - before - after
+    count = 0
+    for inst in instances:
+        full = list(tokenizer(texts[inst.index], truncation=False, verbose=False)["input_ids"])
+        pieces = full[before:len(full) - after]
+        if inst.input_ids[before:len(inst.input_ids) - after] != pieces[:size]:
+            raise LightningIBAError(f"instance {inst.id}: the truncated input is not the start of the whole text's tokens")
+        inst.pieces = len(pieces)
+        inst.windows = [(s, full[:before] + pieces[s:s + size] + full[len(full) - after:]) for s in window_starts(len(pieces), size, stride)[1:]]
+        count += bool(inst.windows)
+    return count
 
 
 def collate(instances: list[Instance], pad_id: int) -> dict[str, Any]:
@@ -54,6 +80,8 @@ def collate(instances: list[Instance], pad_id: int) -> dict[str, Any]:
         "labels": torch.tensor([i.label for i in instances]),
         "index": [i.index for i in instances],
         "id": [i.id for i in instances],
+        "windows": [i.windows for i in instances],
+        "pieces": [i.pieces for i in instances],
     }
 
 
@@ -65,10 +93,17 @@ class EvaluationModule(pl.LightningModule):
     ("remove") and, with `sufficiency`, with only them kept ("keep"). With `store_scores` it also holds
     the real tokens' ids ("input_ids") and each method's score per real token ("scores", 5 significant
     digits), in input order.
+
+    For tasks with rationales: with `eraser_bins`, also ERASER's curves at those fractions ("eraser":
+    {"bins", "remove": {method: [p per bin]}, "keep": ...}; most important tokens first, whatever the
+    degradation order); for instances with windows (Instance.windows), each method's scores over every
+    piece of the untruncated text, averaged over the windows holding the piece ("window_scores", without
+    the special tokens). `layout`: the special tokens before and after a text's pieces.
     """
 
     def __init__(self, model: nn.Module, attributors: list[tuple[str, Attributor]], special: SpecialTokens,
-                 degradation: DegradationSettings, batch_size: int, store_scores: bool = False):
+                 degradation: DegradationSettings, batch_size: int, store_scores: bool = False,
+                 eraser_bins: Sequence[float] | None = None, layout: tuple[int, int] = (1, 1)):
         super().__init__()
         self.model = freeze(model)
         self.attributors = attributors
@@ -76,7 +111,10 @@ class EvaluationModule(pl.LightningModule):
         self.degradation = degradation
         self.fractions = torch.tensor(degradation.grid, dtype=torch.float64)
         self.forward_batch_size = max(64, batch_size * 4)  # degraded variants per forward pass
+        self.batch_size = batch_size
         self.store_scores = store_scores
+        self.eraser_bins = None if eraser_bins is None else torch.tensor(list(eraser_bins), dtype=torch.float64)
+        self.layout = layout
 
     def _curve(self, batch: dict[str, Any], scores: Tensor, keep: bool) -> Tensor:  # [batch, steps]
         d = self.degradation
@@ -86,6 +124,56 @@ class EvaluationModule(pl.LightningModule):
             batch_size=self.forward_batch_size,
         )
 
+    def _eraser_curve(self, batch: dict[str, Any], scores: Tensor, keep: bool) -> Tensor:  # [batch, bins]
+        d = self.degradation
+        return degradation_curve(
+            self.model, batch["input_ids"], batch["attention_mask"], batch["labels"], scores, self.special,
+            batch["token_type_ids"], self.eraser_bins, mode=d.mode, order="most", count=d.count, keep=keep,
+            batch_size=self.forward_batch_size,
+        )
+
+    def _window_scores(self, name: str, attributor: Attributor, batch: dict[str, Any], scores: Tensor) -> dict[int, list[float]]:
+        """Row -> the method's score of every piece of the untruncated text (specials left out), averaged
+        over the windows holding it, for the rows with windows."""
+        rows = [i for i, w in enumerate(batch.get("windows", [])) if w]
+        if not rows:
+            return {}
+        items = [(i, start, ids) for i in rows for start, ids in batch["windows"][i]]
+        device = batch["input_ids"].device
+        window_scores: list[Tensor] = []
+        for c in range(0, len(items), self.batch_size):
+            chunk = items[c:c + self.batch_size]
+            width = max(len(ids) for _, _, ids in chunk)
+            ids = torch.full((len(chunk), width), self.special.pad_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for j, (_, _, window) in enumerate(chunk):
+                ids[j, :len(window)] = torch.tensor(window)
+                mask[j, :len(window)] = 1
+            target = batch["labels"][[i for i, _, _ in chunk]]
+            with torch.enable_grad():
+                s = attributor.attribute(ids.to(device), mask.to(device), target.to(device), torch.zeros_like(ids).to(device))
+            if not torch.isfinite(s[mask.bool().to(s.device)]).all():
+                raise FloatingPointError(f"method {name} gave non-finite scores in a window of instances {[batch['id'][i] for i, _, _ in chunk]}")
+            window_scores.extend(s.detach().double().cpu()[j, :len(window)] for j, (_, _, window) in enumerate(chunk))
+        before, after = self.layout
+        lengths = batch["attention_mask"].sum(1).tolist()
+        out = {}
+        for i in rows:
+            n = int(batch["pieces"][i])
+            total, count = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
+            first = scores[i, before:int(lengths[i]) - after].detach().double().cpu()  # the truncated input: window 0
+            total[:len(first)] += first
+            count[:len(first)] += 1
+            for (row, start, window), s in zip(items, window_scores):
+                if row == i:
+                    piece = s[before:len(window) - after]
+                    total[start:start + len(piece)] += piece
+                    count[start:start + len(piece)] += 1
+            if (count == 0).any():
+                raise RuntimeError(f"windows of instance {batch['id'][i]} leave pieces uncovered")
+            out[i] = [float(f"{v:.5g}") for v in (total / count).tolist()]
+        return out
+
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
         with torch.no_grad():
@@ -94,6 +182,9 @@ class EvaluationModule(pl.LightningModule):
         remove: dict[str, Tensor] = {}
         keep: dict[str, Tensor] = {}
         token_scores: dict[str, Tensor] = {}  # method -> [batch, tokens]
+        eraser_remove: dict[str, Tensor] = {}
+        eraser_keep: dict[str, Tensor] = {}
+        windowed: dict[str, dict[int, list[float]]] = {}  # method -> row -> scores over the untruncated text
         for name, attributor in self.attributors:
             with torch.enable_grad():
                 scores = attributor.attribute(batch["input_ids"], batch["attention_mask"], batch["labels"], batch["token_type_ids"])
@@ -105,6 +196,11 @@ class EvaluationModule(pl.LightningModule):
             remove[name] = self._curve(batch, scores, keep=False)
             if self.degradation.sufficiency:
                 keep[name] = self._curve(batch, scores, keep=True)
+            if self.eraser_bins is not None:
+                eraser_remove[name] = self._eraser_curve(batch, scores, keep=False)
+                if self.degradation.sufficiency:
+                    eraser_keep[name] = self._eraser_curve(batch, scores, keep=True)
+            windowed[name] = self._window_scores(name, attributor, batch, scores)
         lengths = batch["attention_mask"].sum(1).tolist()
         real = batch["attention_mask"].bool().cpu()  # [batch, tokens]
         predicted = probs.argmax(-1).cpu()
@@ -127,4 +223,13 @@ class EvaluationModule(pl.LightningModule):
             for i, record in enumerate(records):
                 record["input_ids"] = ids[i][real[i]].tolist()
                 record["scores"] = {m: [float(f"{v:.5g}") for v in t[i][real[i]].tolist()] for m, t in token_scores.items()}
+        for i, record in enumerate(records):
+            if self.eraser_bins is not None:
+                record["eraser"] = {
+                    "bins": self.eraser_bins.tolist(),
+                    "remove": {m: [round(float(p), 6) for p in c[i]] for m, c in eraser_remove.items()},
+                    "keep": {m: [round(float(p), 6) for p in c[i]] for m, c in eraser_keep.items()},
+                }
+            if any(i in w for w in windowed.values()):
+                record["window_scores"] = {m: w[i] for m, w in windowed.items()}
         return records

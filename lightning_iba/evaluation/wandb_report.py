@@ -8,9 +8,10 @@ from lightning_iba.evaluation.report import Report
 from lightning_iba.loggers import wandb_configured
 
 
-def log_to_wandb(report: Report, out: Path, config: dict[str, Any], project: str, name: str) -> str:
+def log_to_wandb(report: Report, out: Path, config: dict[str, Any], project: str, name: str, tables: dict[str, Any] | None = None) -> str:
     """One W&B run with the settings as config, Table 1, the metrics (both with their bootstrap intervals,
-    `<metric>_lo`/`_hi`) and the paired differences as wandb.Tables, and the curves as a line series.
+    `<metric>_lo`/`_hi`) and the paired differences as wandb.Tables, and the curves as a line series;
+    `tables`: further DataFrames logged as wandb.Tables under their names (e.g. plausibility).
 
     Returns the run's local folder (sync an offline one with `wandb sync <folder>`).
     """
@@ -29,6 +30,7 @@ def log_to_wandb(report: Report, out: Path, config: dict[str, Any], project: str
                 **({"differences": wandb.Table(dataframe=report.differences)} if len(report.differences) else {}),
                 "degradation_curve": wandb.plot.line_series(xs=xs, ys=ys, keys=methods, title="Normalised drop of p(y|x') (Figure 1)", xname="fraction of tokens removed"),
                 "curves_png": wandb.Image(str(report.files["curves.png"])),
+                **{key: wandb.Table(dataframe=frame) for key, frame in (tables or {}).items()},
             }
         )
         drop = next(c for c in report.table1.columns if c.startswith("drop_") and not c.endswith(("_lo", "_hi")))  # e.g. drop_11
