@@ -350,6 +350,7 @@ def main(args: list[str] | None = None) -> Report | None:
 def log_run(report: Report, out: Path, settings: dict[str, Any], s: EvaluationSettings, dataset: str, plausibility: Any = None) -> str:
     from lightning_iba.evaluation.wandb_report import log_to_wandb
 
-    name = f"evaluate-{dataset}" + (f"-{s.sweep}-sweep" if s.sweep else "")
+    # one name per dataset and split (MNLI's matched and mismatched are two runs), sweeps apart
+    name = f"evaluate-{dataset}" + (f"-{s.split}" if s.split != "test" else "") + (f"-{s.sweep}-sweep" if s.sweep else "")
     extra = {"plausibility": plausibility.table.reset_index()} if plausibility is not None else None
     return log_to_wandb(report, out, settings, s.wandb_project, name, extra)

@@ -16,7 +16,8 @@ from typing import Any
 
 from datasets import DatasetDict
 
-from lightning_iba.data.sources import DataSourceError, Rows
+from lightning_iba.data.schema import Rows
+from lightning_iba.data.source_errors import DataSourceError
 from lightning_iba.data.tables import DatasetTable, Table, read_saved, read_table
 from lightning_iba.data.tasks import Task
 

@@ -16,7 +16,7 @@ from typing import Any
 import datasets
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from lightning_iba.data.sources import DataSourceError, _utf8_error
+from lightning_iba.data.source_errors import DataSourceError, utf8_error
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
@@ -201,7 +201,7 @@ def _first_record(path: Path, sep: str, quoting: int) -> list[str]:
                 if record:
                     return record
     except UnicodeDecodeError:
-        raise _utf8_error(path) from None
+        raise utf8_error(path) from None
     except csv.Error as err:
         raise DataSourceError(f"{path}:1: malformed {'tsv' if sep == chr(9) else 'csv'} ({err})") from None
     raise DataSourceError(f"{path}: empty file")
@@ -224,7 +224,7 @@ def _keyed_json(path: Path) -> dict[str, dict] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
-        raise _utf8_error(path) from None
+        raise utf8_error(path) from None
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":
             return None  # JSON lines
@@ -274,10 +274,10 @@ def _load_dataset(builder: str, path: Path, what: str, no_rows: str = "", **kwar
         with _quiet():
             return datasets.load_dataset(builder, data_files={"rows": str(path)}, split="rows", **kwargs)
     except UnicodeDecodeError:
-        raise _utf8_error(path) from None
+        raise utf8_error(path) from None
     except Exception as err:  # noqa: BLE001  (the builders raise anything; keep the cause in one line)
         if isinstance(_root(err), UnicodeDecodeError):
-            raise _utf8_error(path) from None
+            raise utf8_error(path) from None
         if "corresponds to no data" in str(err):  # a header line alone
             raise DataSourceError(f"{path}: no rows{no_rows}") from None
         raise DataSourceError(f"{path}: cannot read it as {what} ({_cause(err)})") from None
