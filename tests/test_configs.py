@@ -188,3 +188,34 @@ def test_every_reproduction_config_composes_valid_train_and_evaluate_configs(pro
         earlier = {f"{plan.runs}/{e.name}/model" for e in plan.datasets[: plan.datasets.index(d)]}
         assert printed["data"]["dataset"] == d.name
         assert printed["data"]["model_name_or_path"] in {"bundled-minilm", *earlier}, "starts from a model the plan has not made yet"
+
+
+@pytest.mark.parametrize("profile", sorted((CONFIGS / "reproduce").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_plausibility_plan_composes_valid_train_and_evaluate_commands(profile, capsys):
+    """Each rationale plan's stage commands, as the reproduction builds them, parse: a transfer plan's model has
+    the task's labels, a fine-tuned plan starts from a model that exists when it runs, at the plan's max_length."""
+    from lightning_iba.cli.evaluate import parse as parse_evaluate
+    from lightning_iba.cli.reproduce import parse, rationale_evaluate_command, rationale_finetune_command
+    from lightning_iba.cli.train import build_cli
+    from lightning_iba.data.tasks import get_task
+
+    plan = parse(["--config", str(profile)])
+    models = {"bundled-minilm", *(f"{plan.runs}/{d.name}/model" for d in plan.datasets)}
+    for r in plan.rationales:
+        task = get_task(r.dataset)
+        assert task.rationales, f"{r.name}: {r.dataset} has no human rationales"
+        if r.transfer:
+            assert get_task(r.model_from).label_names == task.label_names, f"{r.name}: the {r.model_from} model has other labels"
+        for split in ("validation", *r.splits):
+            command = rationale_evaluate_command(plan, r, REPO / "runs" / "unused", "--split", split, "--methods", r.methods)
+            settings = parse_evaluate([a if not a.startswith("configs/") else str(REPO / a) for a in command[2:]])
+            assert (settings.dataset, settings.max_length, settings.allow_task_transfer) == (r.dataset, r.max_length, r.transfer)
+        if r.transfer:
+            continue
+        command = rationale_finetune_command(plan, r)
+        with pytest.raises(SystemExit) as exit_info:
+            build_cli([*[a if not a.startswith("configs/") else str(REPO / a) for a in command[2:]], "--print_config"])
+        assert exit_info.value.code in (0, None)
+        printed = yaml.safe_load(capsys.readouterr().out)
+        assert (printed["data"]["dataset"], printed["data"]["max_length"]) == (r.dataset, r.max_length)
+        assert printed["data"]["model_name_or_path"] in models, "starts from a model the plan has not made yet"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -75,3 +76,181 @@ def test_figure2_panels_from_the_sweeps(tmp_path):
     written = write_figure2(s)
     assert [p.name for p in written] == ["figure2a.png", "figure2b.png"] and all(p.stat().st_size > 1000 for p in written)
     assert written[1].parent.name == "imdb"
+
+
+# ---------------------------------------------------------------- the plausibility plans (ERASER)
+
+
+class RecordedStages:
+    """Stages that record each (stage, command) instead of running it; `on_run(stage, command)` may write its outputs."""
+
+    def __init__(self, on_run=None):
+        self.commands: list[tuple[str, list[str]]] = []
+        self.on_run = on_run
+
+    def run(self, stage, command, done_when=None):
+        self.commands.append((stage, command))
+        if self.on_run is not None:
+            self.on_run(stage, command)
+
+
+def flag(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def rationale_settings(tmp_path, *plans):
+    from lightning_iba.cli.reproduce import DatasetPlan, ReproduceSettings
+
+    return ReproduceSettings(runs=str(tmp_path / "runs"), results=str(tmp_path / "results"), datasets=[DatasetPlan("imdb")],
+                             evaluate_flags=["--degradation.count", "all"], rationales=list(plans))
+
+
+def test_the_cpu_profile_plans_a_transfer_and_a_finetuned_eraser_model():
+    from lightning_iba.cli.reproduce import RATIONALE_METHODS, parse
+
+    s = parse(["--config", "configs/reproduce/cpu.yaml"])
+    transfer, finetuned = s.rationales
+    assert (transfer.name, transfer.model_from, transfer.finetune, transfer.transfer) == ("imdb-transfer", "imdb", None, True)
+    assert finetuned.model_from is None and finetuned.finetune and not finetuned.transfer
+    for plan in s.rationales:
+        assert (plan.dataset, plan.splits, plan.instances, plan.max_length, plan.methods) == (
+            "eraser_movies", ["validation", "test"], None, 256, RATIONALE_METHODS)
+    assert s.runs_plan("imdb-transfer", rationale=True) and s.runs_plan("imdb")
+    s.only = ["imdb"]
+    assert s.runs_plan("imdb") and not s.runs_plan("imdb-transfer", rationale=True)
+    s.only = ["eraser/finetuned"]
+    assert s.runs_plan("finetuned", rationale=True) and not s.runs_plan("imdb-transfer", rationale=True) and not s.runs_plan("imdb")
+
+
+@pytest.mark.parametrize("plan, message", [
+    ("{name: a}", "give exactly one of model_from"),
+    ("{name: a, model_from: imdb, finetune: []}", "give exactly one of model_from"),
+    ("{name: a, model_from: rte}", "model_from 'rte' is not a dataset of the plan"),
+])
+def test_a_rationale_plan_names_one_model(plan, message):
+    from lightning_iba.cli.reproduce import parse
+
+    with pytest.raises(LightningIBAError, match=message):
+        parse(["--datasets", "[{name: imdb}]", "--rationales", f"[{plan}]"])
+
+
+def test_a_transfer_plan_evaluates_the_table1_model_with_its_layer_and_beta(tmp_path):
+    from lightning_iba.cli.reproduce import RationalePlan, reproduce_rationales
+
+    plan = RationalePlan("imdb-transfer", model_from="imdb", evaluate=["configs/evaluate/cpu_minilm/eraser_movies.yaml"])
+    s = rationale_settings(tmp_path, plan)
+    with pytest.raises(LightningIBAError, match="reproduce imdb first"):
+        reproduce_rationales(s, plan, RecordedStages())
+    (tmp_path / "runs" / "imdb" / "model").mkdir(parents=True)
+    (tmp_path / "runs" / "imdb" / "model" / "config.json").write_text("{}")
+    (tmp_path / "results" / "imdb").mkdir(parents=True)
+    (tmp_path / "results" / "imdb" / "selection.json").write_text(json.dumps(
+        {"layer": 2, "layer_validation_drop": 0.3, "beta": 1e-5, "beta_validation_drop": 0.31, "rule": "largest drop"}))
+    stages = RecordedStages()
+    selection = reproduce_rationales(s, plan, stages)
+    assert [name for name, _ in stages.commands] == ["eraser/imdb-transfer/layer-sweep", "eraser/imdb-transfer/evaluate-validation",
+                                                     "eraser/imdb-transfer/evaluate-test"]
+    runs = tmp_path / "runs" / "eraser" / "imdb-transfer"
+    for name, command in stages.commands:
+        assert command[1] == "evaluate.py" and flag(command, "--allow_task_transfer") == "true"
+        assert flag(command, "--checkpoint") == str(tmp_path / "runs" / "imdb" / "model")
+        assert command[command.index("--config") + 1] == "configs/evaluate/eraser_movies.yaml" and "configs/evaluate/cpu_minilm/eraser_movies.yaml" in command
+        assert (flag(command, "--max_length"), flag(command, "--instances"), flag(command, "--degradation.count")) == ("256", "null", "all")
+        assert "--plausibility.window_stride" not in command
+    sweep, validation, test = (c for _, c in stages.commands)
+    assert (flag(sweep, "--sweep"), flag(sweep, "--split"), flag(sweep, "--out")) == ("layer", "validation", str(runs / "layer-sweep"))
+    for split, command in (("validation", validation), ("test", test)):
+        assert (flag(command, "--split"), flag(command, "--layer"), flag(command, "--iba.beta")) == (split, "2", "1e-05")
+        assert flag(command, "--methods") == plan.methods and flag(command, "--out") == str(runs / f"eval-{split}")
+    written = json.loads((tmp_path / "results" / "eraser" / "imdb-transfer" / "selection.json").read_text())
+    assert written == selection and written["transfer"] and written["trained_on"] == "imdb" and written["layer"] == 2
+    assert "imdb validation" in written["chosen_on"]
+
+
+def test_a_finetuned_plan_chooses_its_layer_and_beta_on_its_own_validation(tmp_path):
+    from lightning_iba.cli.reproduce import RationalePlan, reproduce_rationales
+
+    plan = RationalePlan("finetuned", finetune=["configs/finetune/cpu.yaml"], window_stride=200, splits=["test"])
+    s = rationale_settings(tmp_path, plan)
+
+    def sweep_outputs(stage, command):
+        if "--sweep" in command:
+            prefix = flag(command, "--sweep") + " "
+            rows = ["layer 0", "layer 1", "layer 4"] if prefix == "layer " else ["beta 1e-06", "beta 0.0001", "x only"]
+            folder = Path(flag(command, "--out"))
+            folder.mkdir(parents=True)
+            pd.DataFrame({"method": rows, "drop_11": [0.1, 0.2, 0.9 if prefix == "beta " else 0.3]}).set_index("method").to_csv(folder / "metrics.csv")
+
+    stages = RecordedStages(sweep_outputs)
+    selection = reproduce_rationales(s, plan, stages)
+    names = [name for name, _ in stages.commands]
+    assert names == ["eraser/finetuned/finetune", "eraser/finetuned/layer-sweep", "eraser/finetuned/beta-selection", "eraser/finetuned/evaluate-test"]
+    finetune = stages.commands[0][1]
+    runs = tmp_path / "runs" / "eraser" / "finetuned"
+    assert finetune[1:4] == ["train.py", "--config", "configs/finetune/eraser_movies.yaml"] and flag(finetune, "--data.max_length") == "256"
+    assert flag(finetune, "--export.dirpath") == str(runs / "model")
+    assert (selection["layer"], selection["beta"], selection["transfer"]) == (4, 1e-4, False)  # "x only" is no candidate
+    for _, command in stages.commands[1:]:
+        assert "--allow_task_transfer" not in command and flag(command, "--checkpoint") == str(runs / "model")
+        assert flag(command, "--plausibility.window_stride") == "200"
+    assert flag(stages.commands[2][1], "--layer") == "4"
+    assert (flag(stages.commands[3][1], "--layer"), flag(stages.commands[3][1], "--iba.beta")) == ("4", "0.0001")
+
+
+def plausibility_csv(folder, methods, split, f1):
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = {"dataset": "eraser_movies", "split": split, "n": 190, "coverage": 0.25}
+    for metric, values in (("token_f1", f1), ("iou_f1", [v / 2 for v in f1]), ("auprc", [v + 0.1 for v in f1])):
+        columns.update({metric: values, f"{metric}_lo": [v - 0.02 for v in values], f"{metric}_hi": [v + 0.02 for v in values]})
+    pd.DataFrame({"method": methods, **columns}).set_index("method").to_csv(folder / "plausibility.csv")
+
+
+def test_collect_copies_the_plausibility_files_and_writes_the_combined_summary(tmp_path):
+    from lightning_iba.cli.reproduce import RationalePlan, collect, split_accuracy
+
+    transfer, finetuned = RationalePlan("imdb-transfer", model_from="imdb"), RationalePlan("finetuned", finetune=[], splits=["test"])
+    s = rationale_settings(tmp_path, transfer, finetuned)
+    runs = tmp_path / "runs" / "eraser"
+    for name, split in (("imdb-transfer", "validation"), ("imdb-transfer", "test"), ("finetuned", "test")):
+        folder = runs / name / f"eval-{split}"
+        plausibility_csv(folder, ["iba:dataset", "random"], split, [0.3, 0.1] if name == "finetuned" else [0.2, 0.1])
+        (folder / "table1.csv").write_text("method\n")
+        (folder / "plausibility_coverage.json").write_text(json.dumps({"max_length": 256, "window_stride": None}))
+        (folder / "shards").mkdir()
+        (folder / "shards" / "rank-0.jsonl").write_text("".join(json.dumps(
+            {"index": i, "id": str(i), "label": i % 2, "original_prob": 0.9, "remove": {}, "keep": {}, "predicted": 1 if i < 8 else 0}) + "\n"
+            for i in range(10)))
+    sweep = runs / "imdb-transfer" / "layer-sweep"
+    plausibility_csv(sweep, ["layer 0", "layer 1", "layer 2"], "validation", [0.15, 0.25, 0.2])
+    (sweep / "table1.csv").write_text("method\n")
+    pd.DataFrame({"method": ["layer 0", "layer 1", "layer 2"], "drop_11": [0.1, 0.2, 0.3]}).set_index("method").to_csv(sweep / "metrics.csv")
+    pd.DataFrame({"method_a": ["layer 0", "layer 0", "layer 1"], "method_b": ["layer 1", "layer 2", "layer 2"], "metric": "token_f1",
+                  "diff": [-0.1, -0.05, 0.05], "lo": [-0.15, -0.1, 0.01], "hi": [-0.05, 0.0, 0.09], "excludes_zero": True}).to_csv(
+        sweep / "plausibility_differences.csv", index=False)
+    (runs / "finetuned" / "model").mkdir(parents=True)
+    (runs / "finetuned" / "model" / "finetune_metrics.json").write_text(json.dumps({"validation_acc": 0.8, "test_acc": 0.79}))
+    results = tmp_path / "results"
+    (results / "eraser" / "imdb-transfer").mkdir(parents=True)
+    (results / "eraser" / "imdb-transfer" / "selection.json").write_text(json.dumps({"layer": 2, "beta": 1e-5, "chosen_on": "imdb validation"}))
+    (results / "stages.jsonl").write_text(json.dumps({"stage": "eraser/imdb-transfer/evaluate-test", "command": "python evaluate.py --split test",
+                                                      "seconds": 600.0, "commit": "abc1234", "status": "done"}) + "\n")
+
+    accuracy = split_accuracy(runs / "finetuned" / "eval-test")  # labels 0,1,0,1,...; predicted 1 for the first 8: 4 + 1 right
+    assert (accuracy["accuracy"], accuracy["n"], accuracy["correct"]) == (0.5, 10, 5) and accuracy["lo"] < 0.5 < accuracy["hi"]
+    collect(s)
+    out = results / "eraser"
+    for name, split in (("imdb-transfer", "validation"), ("imdb-transfer", "test"), ("finetuned", "test")):
+        assert {"plausibility.csv", "plausibility_coverage.json", "accuracy.json", "table1.csv"} <= {p.name for p in (out / name / f"eval-{split}").iterdir()}
+    assert (out / "imdb-transfer" / "layer-sweep" / "plausibility_differences.csv").is_file()
+    assert json.loads((out / "finetuned" / "finetune_metrics.json").read_text())["test_acc"] == 0.79
+    page = (out / "plausibility.md").read_text()
+    assert "| imdb-transfer | imdb (**transfer**) | eraser_movies, 256 tokens | 2 | 1e-05 | imdb validation |" in page
+    assert "## imdb-transfer, validation (transfer: the imdb model)" in page and "## finetuned, test\n" in page
+    assert "| iba:dataset | 0.300 [0.280, 0.320] | 0.150 [0.130, 0.170] | 0.400 [0.380, 0.420] |" in page  # the fine-tuned model's test row
+    assert "Accuracy 0.500 [" in page and "plausibility n = 190 reviews; coverage 25.0 %" in page and "the first 256 tokens" in page
+    # layer 1 agrees most; layer 0 - layer 1 = -0.1 [-0.15, -0.05] is read from layer 1's side, against the runner-up layer 2
+    assert "Highest token F1: **layer 1** (0.250); minus the runner-up, layer 2: +0.050 [+0.010, +0.090] (excludes 0)." in page
+    assert "| layer 2 | 0.200 [0.180, 0.220] | 0.100 [0.080, 0.120] | 0.300 [0.280, 0.320] | 0.300 |" in page
+    assert "| eraser/imdb-transfer/evaluate-test | done | 10.0 min | abc1234 | `python evaluate.py --split test` |" in page
+    assert "ERASER's test annotations differ" in page and "Wall time of the finished stages: 0.17 h" in page
+    assert "eraser/plausibility.md" in (results / "README.md").read_text()

@@ -8,6 +8,11 @@ then Figure 2b (a wide beta sweep with both estimators on validation). Every sta
 a stage that finished is skipped on the next run, so a killed reproduction restarts where it stopped
 (`evaluate.py --resume true` continues a half-done evaluation instance by instance). The small outputs
 (tables, curves, sweeps) are copied to `<results>` and summarised in `<results>/README.md`.
+
+After Table 1, the plausibility plans (`rationales`): a model explained on a task with human rationales
+(ERASER Movie Reviews), either a Table 1 model applied to it (`model_from`, a transfer run) or one
+fine-tuned on its train split (`finetune`); its methods evaluated on validation and test against the
+rationales (plausibility.csv), with a layer sweep of plausibility; summarised in `<results>/eraser/plausibility.md`.
 """
 from __future__ import annotations
 
@@ -18,8 +23,9 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 from jsonargparse import ActionConfigFile, ArgumentParser
@@ -54,6 +60,55 @@ class DatasetPlan:
     figure2b: bool = False
 
 
+#: The plausibility plans' methods: Table 1's without ig:class0 (it explains class 0, not the review's label),
+#: with the gradient and attention baselines of ERASER-style comparisons.
+RATIONALE_METHODS = "iba:dataset,iba:reference,ig:gold,lime,random,attention,gradxinput"
+
+
+@dataclass
+class RationalePlan:
+    """One plausibility run of the reproduction: a model explained on a task with human rationales.
+
+    Give exactly one of `model_from` and `finetune`. IBA's layer and beta are always the ones Table 1's
+    rule chose for the model on its own task's validation split: for `model_from`, that dataset's
+    selection.json; for `finetune`, a layer sweep and a beta sweep of the plan's own validation split.
+
+    Args:
+        name: the plan's folder under <runs>/eraser/ and <results>/eraser/ (e.g. imdb-transfer, finetuned).
+        dataset: the task with rationales (eraser_movies).
+        model_from: a Table 1 dataset whose model and selection.json are reused: a transfer run
+            (evaluate.py --allow_task_transfer true; the labels must be the same).
+        finetune: config overlays of train.py after configs/finetune/<dataset>.yaml: fine-tune a model on
+            the dataset's train split into <runs>/eraser/<name>/model.
+        evaluate: config overlays of evaluate.py after configs/evaluate/<dataset>.yaml.
+        splits: the splits evaluated with every method (the plausibility tables).
+        instances: instances of every evaluation of the plan, sweeps included (null: all).
+        methods: the methods of the split evaluations.
+        layer_sweep: a model_from plan also sweeps IBA's layer on validation (plausibility per layer); a
+            finetune plan always does (the sweep chooses its layer).
+        max_length: tokens per input, of the fine-tuning and of every evaluation.
+        window_stride: null: plausibility over the first max_length tokens (the share of rationale words
+            seen is reported); S: also windows every S word pieces over the whole review (evaluate.py
+            --plausibility.window_stride; costs about one attribution per window).
+    """
+
+    name: str
+    dataset: str = "eraser_movies"
+    model_from: str | None = None
+    finetune: list[str] | None = None
+    evaluate: list[str] = field(default_factory=list)
+    splits: list[str] = field(default_factory=lambda: ["validation", "test"])
+    instances: int | None = None
+    methods: str = RATIONALE_METHODS
+    layer_sweep: bool = True
+    max_length: int = 256
+    window_stride: int | None = None
+
+    @property
+    def transfer(self) -> bool:
+        return self.model_from is not None
+
+
 @dataclass
 class ReproduceSettings:
     """The reproduction: which datasets, how many validation instances choose the layer and beta, which methods.
@@ -70,7 +125,8 @@ class ReproduceSettings:
         figure2b_betas: its betas.
         figure2b_estimators: its estimators.
         wandb_project: the W&B project holding every run of the reproduction.
-        only: run only these datasets (default: all).
+        rationales: the plausibility plans, run after the datasets.
+        only: run only these datasets (default: all); "eraser" runs every plausibility plan, "eraser/<name>" one.
     """
 
     runs: str = "runs/cpu-minilm"
@@ -84,7 +140,14 @@ class ReproduceSettings:
     figure2b_betas: str = "1e-8,1e-7,1e-6,1e-5,1e-4,1e-3,1e-2,1e-1"
     figure2b_estimators: list[str] = field(default_factory=lambda: ["dataset", "reference"])
     wandb_project: str = "lightning-iba-reproduce"
+    rationales: list[RationalePlan] = field(default_factory=list)
     only: list[str] | None = None
+
+    def runs_plan(self, name: str, rationale: bool = False) -> bool:
+        """Whether `--only` lets the dataset (or the plausibility plan) `name` run."""
+        if not self.only:
+            return True
+        return ("eraser" in self.only or f"eraser/{name}" in self.only) if rationale else name in self.only
 
 
 def build_parser() -> ArgumentParser:
@@ -100,6 +163,15 @@ def parse(args: list[str] | None = None) -> ReproduceSettings:
     top["datasets"] = [DatasetPlan(**d) for d in top["datasets"] or []]
     if not top["datasets"]:
         raise LightningIBAError("no datasets to reproduce; give a config (configs/reproduce/cpu.yaml)")
+    top["rationales"] = [RationalePlan(**r) for r in top["rationales"] or []]
+    names = {d.name for d in top["datasets"]}
+    for r in top["rationales"]:
+        if (r.model_from is None) == (r.finetune is None):
+            raise LightningIBAError(f"rationale plan {r.name}: give exactly one of model_from (a Table 1 model) and finetune (overlays)")
+        if r.model_from is not None and r.model_from not in names:
+            raise LightningIBAError(f"rationale plan {r.name}: model_from {r.model_from!r} is not a dataset of the plan ({', '.join(sorted(names))})")
+    if len({r.name for r in top["rationales"]}) != len(top["rationales"]):
+        raise LightningIBAError("rationale plans need distinct names (their folders)")
     return ReproduceSettings(**top)
 
 
@@ -146,11 +218,21 @@ def current_commit() -> str:
     return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def evaluate_command(s: ReproduceSettings, plan: DatasetPlan, out: Path, *flags: str) -> list[str]:
-    configs = [f"configs/evaluate/{plan.name}.yaml", *plan.evaluate]
+def evaluate_args(s: ReproduceSettings, configs: list[str], checkpoint: Path, out: Path, *flags: str) -> list[str]:
+    """An evaluate.py stage: the configs in order, the model, resumable output, the reproduction's flags, then `flags`."""
     return [sys.executable, "evaluate.py", *[a for c in configs for a in ("--config", c)],
-            "--checkpoint", str(Path(s.runs) / plan.name / "model"), "--out", str(out), "--resume", "true",
+            "--checkpoint", str(checkpoint), "--out", str(out), "--resume", "true",
             "--wandb_project", s.wandb_project, *s.evaluate_flags, *flags]
+
+
+def evaluate_command(s: ReproduceSettings, plan: DatasetPlan, out: Path, *flags: str) -> list[str]:
+    return evaluate_args(s, [f"configs/evaluate/{plan.name}.yaml", *plan.evaluate], Path(s.runs) / plan.name / "model", out, *flags)
+
+
+def finetune_command(dataset: str, overlays: list[str], runs: Path, *flags: str) -> list[str]:
+    """A train.py stage: configs/finetune/<dataset>.yaml and the overlays, the model exported to runs/model."""
+    return [sys.executable, "train.py", "--config", f"configs/finetune/{dataset}.yaml", *[a for c in overlays for a in ("--config", c)],
+            "--trainer.default_root_dir", str(runs), "--export.dirpath", str(runs / "model"), "--export.overwrite", "true", *flags]
 
 
 def best_row(metrics_csv: Path, prefix: str) -> tuple[str, float]:
@@ -163,24 +245,30 @@ def best_row(metrics_csv: Path, prefix: str) -> tuple[str, float]:
     return str(rows.idxmax()), float(rows.max())
 
 
+SELECTION_RULE = "largest drop at the headline fraction on validation instances (dataset estimator)"
+
+
+def choose_layer_and_beta(s: ReproduceSettings, stages: Stages, prefix: str, runs: Path, command: Callable[..., list[str]],
+                          validation: list[str]) -> dict[str, Any]:
+    """Table 1's rule: a layer sweep, then a beta sweep at the chosen layer, on validation (`validation`: the
+    flags choosing those instances); the layer and then the beta with the largest drop. `command(out, *flags)`."""
+    stages.run(f"{prefix}/layer-sweep", command(runs / "layer-sweep", *validation, "--sweep", "layer"))
+    layer_row, layer_drop = best_row(runs / "layer-sweep" / "metrics.csv", "layer ")
+    layer = int(layer_row.split()[1])
+    stages.run(f"{prefix}/beta-selection", command(
+        runs / "beta-selection", *validation, "--sweep", "beta", "--layer", str(layer), "--betas", s.selection_betas))
+    beta_row, beta_drop = best_row(runs / "beta-selection" / "metrics.csv", "beta ")
+    beta = float(beta_row.split()[1])
+    return {"layer": layer, "layer_validation_drop": layer_drop, "beta": beta, "beta_validation_drop": beta_drop, "rule": SELECTION_RULE}
+
+
 def reproduce_dataset(s: ReproduceSettings, plan: DatasetPlan, stages: Stages) -> dict[str, Any]:
     runs, results = Path(s.runs) / plan.name, Path(s.results) / plan.name
     results.mkdir(parents=True, exist_ok=True)
-    model = runs / "model"
-    stages.run(f"{plan.name}/finetune", [
-        sys.executable, "train.py", "--config", f"configs/finetune/{plan.name}.yaml", *[a for c in plan.finetune for a in ("--config", c)],
-        "--trainer.default_root_dir", str(runs), "--export.dirpath", str(model), "--export.overwrite", "true",
-    ], done_when=model / "config.json")
+    stages.run(f"{plan.name}/finetune", finetune_command(plan.name, plan.finetune, runs), done_when=runs / "model" / "config.json")
     validation = ["--split", "validation", "--instances", str(s.validation_instances), *plan.validation]
-    stages.run(f"{plan.name}/layer-sweep", evaluate_command(s, plan, runs / "layer-sweep", *validation, "--sweep", "layer"))
-    layer_row, layer_drop = best_row(runs / "layer-sweep" / "metrics.csv", "layer ")
-    layer = int(layer_row.split()[1])
-    stages.run(f"{plan.name}/beta-selection", evaluate_command(
-        s, plan, runs / "beta-selection", *validation, "--sweep", "beta", "--layer", str(layer), "--betas", s.selection_betas))
-    beta_row, beta_drop = best_row(runs / "beta-selection" / "metrics.csv", "beta ")
-    beta = float(beta_row.split()[1])
-    selection = {"layer": layer, "layer_validation_drop": layer_drop, "beta": beta, "beta_validation_drop": beta_drop,
-                 "rule": "largest drop at the headline fraction on validation instances (dataset estimator)"}
+    selection = choose_layer_and_beta(s, stages, plan.name, runs, partial(evaluate_command, s, plan), validation)
+    layer, beta = selection["layer"], selection["beta"]
     (results / "selection.json").write_text(json.dumps(selection, indent=2) + "\n")
     for split in plan.splits:
         instances = "null" if plan.test_instances is None else str(plan.test_instances)
@@ -195,28 +283,114 @@ def reproduce_dataset(s: ReproduceSettings, plan: DatasetPlan, stages: Stages) -
     return selection
 
 
+# ---------------------------------------------------------------- plausibility (ERASER)
+
+
+def rationale_paths(s: ReproduceSettings, plan: RationalePlan) -> tuple[Path, Path]:
+    """The plan's large-output folder (<runs>/eraser/<name>) and small-output folder (<results>/eraser/<name>)."""
+    return Path(s.runs) / "eraser" / plan.name, Path(s.results) / "eraser" / plan.name
+
+
+def rationale_model(s: ReproduceSettings, plan: RationalePlan) -> Path:
+    return Path(s.runs) / plan.model_from / "model" if plan.transfer else rationale_paths(s, plan)[0] / "model"
+
+
+def rationale_evaluate_command(s: ReproduceSettings, plan: RationalePlan, out: Path, *flags: str) -> list[str]:
+    """An evaluate.py stage of the plan: its model (a transfer run says so), max_length and windows."""
+    return evaluate_args(
+        s, [f"configs/evaluate/{plan.dataset}.yaml", *plan.evaluate], rationale_model(s, plan), out, "--max_length", str(plan.max_length),
+        *(("--allow_task_transfer", "true") if plan.transfer else ()),
+        *(("--plausibility.window_stride", str(plan.window_stride)) if plan.window_stride is not None else ()), *flags)
+
+
+def rationale_finetune_command(s: ReproduceSettings, plan: RationalePlan) -> list[str]:
+    return finetune_command(plan.dataset, plan.finetune or [], rationale_paths(s, plan)[0], "--data.max_length", str(plan.max_length))
+
+
+def reproduce_rationales(s: ReproduceSettings, plan: RationalePlan, stages: Stages) -> dict[str, Any]:
+    """One plausibility plan: (fine-tune,) choose or take IBA's layer and beta, (layer sweep,) evaluate every split."""
+    runs, results = rationale_paths(s, plan)
+    results.mkdir(parents=True, exist_ok=True)
+    prefix, model = f"eraser/{plan.name}", rationale_model(s, plan)
+    instances = "null" if plan.instances is None else str(plan.instances)
+    validation = ["--split", "validation", "--instances", instances]
+    command = partial(rationale_evaluate_command, s, plan)
+    if plan.transfer:
+        chosen = Path(s.results) / plan.model_from / "selection.json"
+        if not chosen.is_file() or not (model / "config.json").is_file():
+            raise LightningIBAError(f"rationale plan {plan.name} reuses the {plan.model_from} model and its {chosen}: "
+                                    f"reproduce {plan.model_from} first (--only [{plan.model_from}])")
+        taken = json.loads(chosen.read_text())
+        selection = {**{k: taken[k] for k in ("layer", "layer_validation_drop", "beta", "beta_validation_drop")}, "rule": taken.get("rule", SELECTION_RULE),
+                     "chosen_on": f"{plan.model_from} validation (Table 1's choice, {chosen})"}
+        if plan.layer_sweep:
+            stages.run(f"{prefix}/layer-sweep", command(runs / "layer-sweep", *validation, "--sweep", "layer"))
+    else:
+        stages.run(f"{prefix}/finetune", rationale_finetune_command(s, plan), done_when=model / "config.json")
+        selection = {**choose_layer_and_beta(s, stages, prefix, runs, command, validation), "chosen_on": f"{plan.dataset} validation ({plan.instances or 'all'} instances)"}
+    selection.update(model=str(model), trained_on=plan.model_from or plan.dataset, evaluated_on=plan.dataset, transfer=plan.transfer,
+                     max_length=plan.max_length)
+    (results / "selection.json").write_text(json.dumps(selection, indent=2) + "\n")
+    for split in plan.splits:
+        stages.run(f"{prefix}/evaluate-{split}", command(
+            runs / f"eval-{split}", "--split", split, "--instances", instances, "--methods", plan.methods,
+            "--layer", str(selection["layer"]), "--iba.beta", f"{selection['beta']:g}"))
+    return selection
+
+
 SMALL_FILES = ("table1.csv", "table1.md", "metrics.csv", "curves.csv", "curves.png", "differences.csv", "differences.md", "settings.json")
+PLAUSIBILITY_FILES = ("plausibility.csv", "plausibility.md", "plausibility_differences.csv", "plausibility_differences.md", "plausibility_coverage.json")
 
 
 def collect(s: ReproduceSettings) -> None:
     """Copies the small outputs of every finished stage to `results` (models and shards stay in `runs`)."""
-    import shutil
-
     for plan in s.datasets:
         runs, results = Path(s.runs) / plan.name, Path(s.results) / plan.name
-        folders = ["layer-sweep", "beta-selection", *(f"eval-{split}" for split in plan.splits), *(f"figure2b-{e}" for e in s.figure2b_estimators)]
+        copy_small(runs, results, ["layer-sweep", "beta-selection", *(f"eval-{split}" for split in plan.splits),
+                                   *(f"figure2b-{e}" for e in s.figure2b_estimators)], SMALL_FILES)
+    for rationale in s.rationales:
+        runs, results = rationale_paths(s, rationale)
+        folders = [f"eval-{split}" for split in rationale.splits]
+        copy_small(runs, results, ["layer-sweep", "beta-selection", *folders], SMALL_FILES + PLAUSIBILITY_FILES)
         for folder in folders:
-            if not (runs / folder / "table1.csv").is_file():
-                continue
-            (results / folder).mkdir(parents=True, exist_ok=True)
-            for name in SMALL_FILES:
-                if (runs / folder / name).is_file():
-                    shutil.copy2(runs / folder / name, results / folder / name)
-        metrics = runs / "model" / "finetune_metrics.json"
-        if metrics.is_file():
-            shutil.copy2(metrics, results / "finetune_metrics.json")
+            if (results / folder).is_dir() and (accuracy := split_accuracy(runs / folder)) is not None:
+                (results / folder / "accuracy.json").write_text(json.dumps(accuracy, indent=2) + "\n")
     write_figure2(s)
     write_summary(s)
+    if s.rationales:
+        write_plausibility_summary(s)
+
+
+def copy_small(runs: Path, results: Path, folders: list[str], names: tuple[str, ...]) -> None:
+    """The files `names` of each finished evaluation folder (it has table1.csv) and the model's finetune_metrics.json."""
+    import shutil
+
+    for folder in folders:
+        if not (runs / folder / "table1.csv").is_file():
+            continue
+        (results / folder).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            if (runs / folder / name).is_file():
+                shutil.copy2(runs / folder / name, results / folder / name)
+    metrics = runs / "model" / "finetune_metrics.json"
+    if metrics.is_file():
+        results.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(metrics, results / "finetune_metrics.json")
+
+
+def split_accuracy(folder: Path, z: float = 1.959964) -> dict[str, Any] | None:
+    """The model's accuracy on the evaluated instances (the records' predicted class against the gold label),
+    with a 95 % Wilson interval; None without records that hold the prediction."""
+    from lightning_iba.evaluation.shards import read_records
+
+    predicted = {r["index"]: r["predicted"] == r["label"] for r in read_records(folder) if "predicted" in r}
+    n = len(predicted)
+    if not n:
+        return None
+    p = sum(predicted.values()) / n
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / (1 + z * z / n)
+    return {"accuracy": round(p, 6), "lo": round(centre - half, 6), "hi": round(centre + half, 6), "n": n, "correct": int(sum(predicted.values())),
+            "interval": "95 % Wilson"}
 
 
 def sweep_points(metrics_csv: Path, prefix: str, **labels: Any) -> pd.DataFrame:
@@ -279,8 +453,132 @@ def write_summary(s: ReproduceSettings) -> Path:
     return table1
 
 
+#: The plausibility summary's metrics: (plausibility.csv column, heading)
+SUMMARY_METRICS = (("token_f1", "token F1"), ("iou_f1", "IOU F1"), ("auprc", "AUPRC"))
+
+
+def metric_cells(table: pd.DataFrame, first: str) -> pd.DataFrame:
+    """One row per method of a plausibility.csv-like table (index: method), the column `first` holding the
+    method, then one `value [lo, hi]` cell per summary metric ("—" where the table lacks it)."""
+    from lightning_iba.evaluation.report import ci_cell
+
+    shown = pd.DataFrame({first: table.index.astype(str)})
+    for column, heading in SUMMARY_METRICS:
+        shown[heading] = ([ci_cell(v, lo, hi) for v, lo, hi in zip(table[column], table[f"{column}_lo"], table[f"{column}_hi"])]
+                          if {column, f"{column}_lo", f"{column}_hi"} <= set(table.columns) else "—")
+    return shown
+
+
+def accuracy_cell(accuracy: dict[str, Any] | None) -> str:
+    return "—" if not accuracy else f"{accuracy['accuracy']:.3f} [{accuracy['lo']:.3f}, {accuracy['hi']:.3f}] (n={accuracy['n']})"
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def best_layer_reading(folder: Path) -> str | None:
+    """Which layer's maps agree with the rationales most (token F1), and its paired difference from the runner-up."""
+    table = pd.read_csv(folder / "plausibility.csv", index_col=0)
+    scores = table[table.index.astype(str).str.startswith("layer ")]["token_f1"].sort_values(ascending=False, kind="stable")  # ties: the lower layer
+    if scores.empty:
+        return None
+    best = scores.index[0]
+    reading = f"Highest token F1: **{best}** ({scores.iloc[0]:.3f})"
+    differences = folder / "plausibility_differences.csv"
+    if len(scores) > 1 and differences.is_file():
+        second = scores.index[1]
+        d = pd.read_csv(differences)
+        d = d[d["metric"] == "token_f1"]
+        row = d[(d["method_a"] == best) & (d["method_b"] == second)]
+        sign = 1.0
+        if row.empty:
+            row, sign = d[(d["method_a"] == second) & (d["method_b"] == best)], -1.0
+        if not row.empty:
+            diff, lo, hi = (sign * float(row.iloc[0][c]) for c in ("diff", "lo", "hi"))
+            lo, hi = min(lo, hi), max(lo, hi)
+            reading += (f"; minus the runner-up, {second}: {diff:+.3f} [{lo:+.3f}, {hi:+.3f}] "
+                        f"({'excludes 0' if lo > 0 or hi < 0 else 'includes 0: no layer stands out'})")
+    return reading + "."
+
+
+def write_plausibility_summary(s: ReproduceSettings) -> Path:
+    """`<results>/eraser/plausibility.md`: per plan and split the model's accuracy, the coverage and each method's
+    token F1 / IOU F1 / AUPRC with intervals; the layer sweeps of plausibility; the stages with command, commit, wall time."""
+    from lightning_iba.evaluation.plausibility_report import SPLIT_CAVEAT
+    from lightning_iba.evaluation.report import markdown_table
+
+    root = Path(s.results) / "eraser"
+    root.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"# Plausibility against human rationales: ERASER Movie Reviews ({Path(s.results).name})", "",
+        "Written by `make reproduce PROFILE=cpu` after Table 1 (`rationales` of the reproduction config). Per model and split: "
+        "each method's agreement with the human rationales at ERASER's word level: token F1 of the top-k words (k = the "
+        "review's rationale words), ERASER's IOU F1 (top-k spans matching a human span at IOU >= 0.5) and AUPRC, each "
+        "`value [lo, hi]` with a 95 % paired-bootstrap interval; `n`: the reviews with a rationale word within what the model "
+        "saw, coverage: the share of the rationale words it saw. Accuracy: the model's predictions on the evaluated reviews "
+        "(95 % Wilson interval). Per folder `eval-<split>/`: plausibility.csv/.md, plausibility_differences.csv/.md, "
+        "plausibility_coverage.json, accuracy.json, Table 1's files.",
+        "", SPLIT_CAVEAT, "",
+        "| model | trained on | evaluated on | IBA layer | IBA beta | chosen on | " + " | ".join(f"{split} accuracy" for split in ("validation", "test")) + " |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    sections: list[str] = []
+    for plan in s.rationales:
+        results = rationale_paths(s, plan)[1]
+        chosen = read_json(results / "selection.json")
+        trained = f"{plan.model_from} (**transfer**)" if plan.transfer else f"{plan.dataset} train"
+        accuracy = {split: read_json(results / f"eval-{split}" / "accuracy.json") for split in ("validation", "test")}
+        lines.append(f"| {plan.name} | {trained} | {plan.dataset}, {plan.max_length} tokens | {chosen.get('layer', '—')} | "
+                     f"{chosen.get('beta', '—')} | {chosen.get('chosen_on', '—')} | {accuracy_cell(accuracy['validation'])} | {accuracy_cell(accuracy['test'])} |")
+        for split in plan.splits:
+            folder = results / f"eval-{split}"
+            if not (folder / "plausibility.csv").is_file():
+                sections += [f"## {plan.name}, {split}", "", "Not finished yet.", ""]
+                continue
+            table = pd.read_csv(folder / "plausibility.csv", index_col=0)
+            coverage = read_json(folder / "plausibility_coverage.json")
+            seen = (f"windows every {coverage['window_stride']} word pieces" if coverage.get("window_stride")
+                    else f"the first {coverage.get('max_length', plan.max_length)} tokens")
+            sections += [
+                f"## {plan.name}, {split}" + (f" (transfer: the {plan.model_from} model)" if plan.transfer else ""), "",
+                f"Accuracy {accuracy_cell(read_json(folder / 'accuracy.json') or None)}; plausibility n = {int(table['n'].iloc[0])} reviews; "
+                f"coverage {100 * float(table['coverage'].iloc[0]):.1f} % of the rationale words (the model saw {seen}).", "",
+                markdown_table(metric_cells(table, "method")), "",
+            ]
+        sweep = results / "layer-sweep"
+        if (sweep / "plausibility.csv").is_file():
+            table = pd.read_csv(sweep / "plausibility.csv", index_col=0)
+            shown = metric_cells(table, "layer")
+            metrics = pd.read_csv(sweep / "metrics.csv", index_col=0) if (sweep / "metrics.csv").is_file() else pd.DataFrame()
+            drop = next((c for c in metrics.columns if c.startswith("drop_") and not c.endswith(("_lo", "_hi"))), None)
+            if drop is not None:
+                shown[f"{drop} (degradation)"] = [f"{v:.3f}" for v in metrics[drop].reindex(table.index)]
+            sections += [f"## {plan.name}: which layer's maps agree with people most? (validation; IBA after each layer at the default "
+                         "beta, as Table 1's layer sweeps)", "",
+                         *([r, ""] if (r := best_layer_reading(sweep)) else []), markdown_table(shown), ""]
+    done = [r for r in read_stages(Path(s.results)) if r["stage"].startswith("eraser/")]
+    hours = sum(r["seconds"] for r in done if r["status"] == "done") / 3600
+    text = "\n".join([*lines, "", *sections, "## Stages", "", f"Wall time of the finished stages: {hours:.2f} h (sum over stages).", "",
+                      *stage_table(done), ""])
+    path = root / "plausibility.md"
+    path.write_text(text)
+    return path
+
+
+def read_stages(results: Path) -> list[dict[str, Any]]:
+    log_file = results / "stages.jsonl"
+    return [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()] if log_file.is_file() else []
+
+
+def stage_table(stages: list[dict[str, Any]]) -> list[str]:
+    """The stages as Markdown table lines: status, wall time, commit and command of each."""
+    return ["| stage | status | wall time | commit | command |", "|---|---|---|---|---|",
+            *[f"| {r['stage']} | {r['status']} | {r['seconds'] / 60:.1f} min | {r.get('commit', '')} | `{r['command']}` |" for r in stages]]
+
+
 def write_readme(s: ReproduceSettings, results: Path) -> Path:
-    stages = [json.loads(line) for line in (results / "stages.jsonl").read_text().splitlines() if line.strip()] if (results / "stages.jsonl").is_file() else []
+    stages = read_stages(results)
     commits = sorted({r.get("commit", "unknown") for r in stages})
     done = [r for r in stages if r["status"] == "done"]
     lines = [
@@ -292,9 +590,11 @@ def write_readme(s: ReproduceSettings, results: Path) -> Path:
         "every stage's own command is below)",
         "- `table1.md`: Table 1 with intervals beside the paper's; per dataset `<dataset>/`: `finetune_metrics.json`, "
         "`selection.json` (layer and beta chosen on validation), `layer-sweep/` (Figure 2a), `beta-selection/`, "
-        "`eval-<split>/` (Table 1 column, Figure 1 curves, metrics, differences), `figure2b-<estimator>/` (Figure 2b).", "",
-        "| stage | status | wall time | commit | command |", "|---|---|---|---|---|",
-        *[f"| {r['stage']} | {r['status']} | {r['seconds'] / 60:.1f} min | {r.get('commit', '')} | `{r['command']}` |" for r in stages],
+        "`eval-<split>/` (Table 1 column, Figure 1 curves, metrics, differences), `figure2b-<estimator>/` (Figure 2b).",
+        *(["- `eraser/plausibility.md`: plausibility against ERASER's human rationales (the `rationales` plans: "
+           + ", ".join(f"`{r.name}`" + (f" = the {r.model_from} model, transfer" if r.transfer else " = fine-tuned on its train split") for r in s.rationales)
+           + "); per plan `eraser/<name>/`: `selection.json`, `eval-<split>/`, `layer-sweep/`."] if s.rationales else []), "",
+        *stage_table(stages),
         "",
     ]
     path = results / "README.md"
@@ -309,9 +609,14 @@ def main(args: list[str] | None = None) -> None:
     stages = Stages(Path(s.results))
     start = time.time()
     for plan in s.datasets:
-        if s.only and plan.name not in s.only:
+        if not s.runs_plan(plan.name):
             continue
         reproduce_dataset(s, plan, stages)
+        collect(s)
+    for rationale in s.rationales:
+        if not s.runs_plan(rationale.name, rationale=True):
+            continue
+        reproduce_rationales(s, rationale, stages)
         collect(s)
     collect(s)
     log.info("reproduce: finished in %.0f s (this invocation); stages and wall times in %s", time.time() - start, stages.log)
