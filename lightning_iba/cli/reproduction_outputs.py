@@ -1,0 +1,67 @@
+"""The reproduction's small outputs: `collect` copies them from `<runs>` to `<results>` after each plan (tables,
+curves, sweeps, plausibility files, each evaluated split's accuracy with a Wilson interval), then writes Figure 2 and
+the summaries."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lightning_iba.cli.reproduction_figures import write_figure2
+from lightning_iba.cli.reproduction_settings import ReproduceSettings, rationale_paths
+from lightning_iba.cli.reproduction_summaries import write_plausibility_summary, write_summary
+
+
+SMALL_FILES = ("table1.csv", "table1.md", "metrics.csv", "curves.csv", "curves.png", "differences.csv", "differences.md", "settings.json")
+PLAUSIBILITY_FILES = ("plausibility.csv", "plausibility.md", "plausibility_differences.csv", "plausibility_differences.md", "plausibility_coverage.json")
+
+
+def collect(s: ReproduceSettings) -> None:
+    """Copies the small outputs of every finished stage to `results` (models and shards stay in `runs`)."""
+    for plan in s.datasets:
+        runs, results = Path(s.runs) / plan.name, Path(s.results) / plan.name
+        copy_small(runs, results, ["layer-sweep", "beta-selection", *(f"eval-{split}" for split in plan.splits),
+                                   *(f"figure2b-{e}" for e in s.figure2b_estimators)], SMALL_FILES)
+    for rationale in s.rationales:
+        runs, results = rationale_paths(s, rationale)
+        folders = [f"eval-{split}" for split in rationale.splits]
+        copy_small(runs, results, ["layer-sweep", "beta-selection", *folders], SMALL_FILES + PLAUSIBILITY_FILES)
+        for folder in folders:
+            if (results / folder).is_dir() and (accuracy := split_accuracy(runs / folder)) is not None:
+                (results / folder / "accuracy.json").write_text(json.dumps(accuracy, indent=2) + "\n")
+    write_figure2(s)
+    write_summary(s)
+    if s.rationales:
+        write_plausibility_summary(s)
+
+
+def copy_small(runs: Path, results: Path, folders: list[str], names: tuple[str, ...]) -> None:
+    """The files `names` of each finished evaluation folder (it has table1.csv) and the model's finetune_metrics.json."""
+    import shutil
+
+    for folder in folders:
+        if not (runs / folder / "table1.csv").is_file():
+            continue
+        (results / folder).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            if (runs / folder / name).is_file():
+                shutil.copy2(runs / folder / name, results / folder / name)
+    metrics = runs / "model" / "finetune_metrics.json"
+    if metrics.is_file():
+        results.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(metrics, results / "finetune_metrics.json")
+
+
+def split_accuracy(folder: Path, z: float = 1.959964) -> dict[str, Any] | None:
+    """The model's accuracy on the evaluated instances (the records' predicted class against the gold label),
+    with a 95 % Wilson interval; None without records that hold the prediction."""
+    from lightning_iba.evaluation.shards import read_records
+
+    predicted = {r["index"]: r["predicted"] == r["label"] for r in read_records(folder) if "predicted" in r}
+    n = len(predicted)
+    if not n:
+        return None
+    p = sum(predicted.values()) / n
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / (1 + z * z / n)
+    return {"accuracy": round(p, 6), "lo": round(centre - half, 6), "hi": round(centre + half, 6), "n": n, "correct": int(sum(predicted.values())),
+            "interval": "95 % Wilson"}

@@ -1,0 +1,95 @@
+"""The reproduction's stage sequences: per Table 1 dataset (fine-tune, choose IBA's layer and beta on validation,
+evaluate the test splits, Figure 2b's beta sweep) and per plausibility plan (fine-tune or take a Table 1 model and its
+choice, layer sweep, evaluate every split); Table 1's rule for the layer and beta (`choose_layer_and_beta`, `best_row`)."""
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from lightning_iba.cli.reproduction_commands import evaluate_command, finetune_command, rationale_evaluate_command, rationale_finetune_command, rationale_model
+from lightning_iba.cli.reproduction_settings import DatasetPlan, RationalePlan, ReproduceSettings, rationale_paths
+from lightning_iba.cli.reproduction_stages import Stages
+from lightning_iba.errors import LightningIBAError
+
+
+def best_row(metrics_csv: Path, prefix: str) -> tuple[str, float]:
+    """The sweep row (e.g. "layer 3", "beta 1e-05") with the largest drop at the headline fraction, and that drop."""
+    table = pd.read_csv(metrics_csv, index_col=0)
+    drop = next(c for c in table.columns if c.startswith("drop_") and not c.endswith(("_lo", "_hi")))
+    rows = table[table.index.astype(str).str.startswith(prefix)][drop]
+    if rows.empty:
+        raise LightningIBAError(f"{metrics_csv} has no rows starting with {prefix!r}")
+    return str(rows.idxmax()), float(rows.max())
+
+
+SELECTION_RULE = "largest drop at the headline fraction on validation instances (dataset estimator)"
+
+
+def choose_layer_and_beta(s: ReproduceSettings, stages: Stages, prefix: str, runs: Path, command: Callable[..., list[str]],
+                          validation: list[str]) -> dict[str, Any]:
+    """Table 1's rule: a layer sweep, then a beta sweep at the chosen layer, on validation (`validation`: the
+    flags choosing those instances); the layer and then the beta with the largest drop. `command(out, *flags)`."""
+    stages.run(f"{prefix}/layer-sweep", command(runs / "layer-sweep", *validation, "--sweep", "layer"))
+    layer_row, layer_drop = best_row(runs / "layer-sweep" / "metrics.csv", "layer ")
+    layer = int(layer_row.split()[1])
+    stages.run(f"{prefix}/beta-selection", command(
+        runs / "beta-selection", *validation, "--sweep", "beta", "--layer", str(layer), "--betas", s.selection_betas))
+    beta_row, beta_drop = best_row(runs / "beta-selection" / "metrics.csv", "beta ")
+    beta = float(beta_row.split()[1])
+    return {"layer": layer, "layer_validation_drop": layer_drop, "beta": beta, "beta_validation_drop": beta_drop, "rule": SELECTION_RULE}
+
+
+def reproduce_dataset(s: ReproduceSettings, plan: DatasetPlan, stages: Stages) -> dict[str, Any]:
+    runs, results = Path(s.runs) / plan.name, Path(s.results) / plan.name
+    results.mkdir(parents=True, exist_ok=True)
+    stages.run(f"{plan.name}/finetune", finetune_command(plan.name, plan.finetune, runs), done_when=runs / "model" / "config.json")
+    validation = ["--split", "validation", "--instances", str(s.validation_instances), *plan.validation]
+    selection = choose_layer_and_beta(s, stages, plan.name, runs, partial(evaluate_command, s, plan), validation)
+    layer, beta = selection["layer"], selection["beta"]
+    (results / "selection.json").write_text(json.dumps(selection, indent=2) + "\n")
+    for split in plan.splits:
+        instances = "null" if plan.test_instances is None else str(plan.test_instances)
+        stages.run(f"{plan.name}/evaluate-{split}", evaluate_command(
+            s, plan, runs / f"eval-{split}", "--split", split, "--instances", instances, "--methods", s.methods,
+            "--layer", str(layer), "--iba.beta", f"{beta:g}"))
+    if plan.figure2b:
+        for estimator in s.figure2b_estimators:
+            stages.run(f"{plan.name}/figure2b-{estimator}", evaluate_command(
+                s, plan, runs / f"figure2b-{estimator}", "--split", "validation", "--instances", str(s.figure2b_instances),
+                *plan.validation, "--sweep", "beta", "--layer", str(layer), "--betas", s.figure2b_betas, "--estimator.name", estimator))
+    return selection
+
+
+def reproduce_rationales(s: ReproduceSettings, plan: RationalePlan, stages: Stages) -> dict[str, Any]:
+    """One plausibility plan: (fine-tune,) choose or take IBA's layer and beta, (layer sweep,) evaluate every split."""
+    runs, results = rationale_paths(s, plan)
+    results.mkdir(parents=True, exist_ok=True)
+    prefix, model = f"eraser/{plan.name}", rationale_model(s, plan)
+    instances = "null" if plan.instances is None else str(plan.instances)
+    validation = ["--split", "validation", "--instances", instances]
+    command = partial(rationale_evaluate_command, s, plan)
+    if plan.transfer:
+        chosen = Path(s.results) / plan.model_from / "selection.json"
+        if not chosen.is_file() or not (model / "config.json").is_file():
+            raise LightningIBAError(f"rationale plan {plan.name} reuses the {plan.model_from} model and its {chosen}: "
+                                    f"reproduce {plan.model_from} first (--only [{plan.model_from}])")
+        taken = json.loads(chosen.read_text())
+        selection = {**{k: taken[k] for k in ("layer", "layer_validation_drop", "beta", "beta_validation_drop")}, "rule": taken.get("rule", SELECTION_RULE),
+                     "chosen_on": f"{plan.model_from} validation (Table 1's choice, {chosen})"}
+        if plan.layer_sweep:
+            stages.run(f"{prefix}/layer-sweep", command(runs / "layer-sweep", *validation, "--sweep", "layer"))
+    else:
+        stages.run(f"{prefix}/finetune", rationale_finetune_command(s, plan), done_when=model / "config.json")
+        selection = {**choose_layer_and_beta(s, stages, prefix, runs, command, validation), "chosen_on": f"{plan.dataset} validation ({plan.instances or 'all'} instances)"}
+    selection.update(model=str(model), trained_on=plan.model_from or plan.dataset, evaluated_on=plan.dataset, transfer=plan.transfer,
+                     max_length=plan.max_length)
+    (results / "selection.json").write_text(json.dumps(selection, indent=2) + "\n")
+    for split in plan.splits:
+        stages.run(f"{prefix}/evaluate-{split}", command(
+            runs / f"eval-{split}", "--split", split, "--instances", instances, "--methods", plan.methods,
+            "--layer", str(selection["layer"]), "--iba.beta", f"{selection['beta']:g}"))
+    return selection
