@@ -90,3 +90,14 @@ def keyword_model_dir(tmp_path_factory, tokenizer) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def copy_model(src: Path, dst: Path, **config) -> Path:
+    """A private copy of a model folder with `config` merged into its config.json (e.g. the recorded task)."""
+    import json
+    import shutil
+
+    folder = Path(shutil.copytree(src, dst))
+    path = folder / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **config}))
+    return folder

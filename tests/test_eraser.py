@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import copy_model
 from fixtures_data import write_eraser
 from keyword_task import KEYWORDS, filler_words
 from lightning_iba.data.rationales import encode_words, piece_mask, piece_words, special_layout, window_starts, word_mask, word_scores
@@ -203,10 +203,7 @@ def eraser_data(tmp_path_factory) -> Path:
 @pytest.fixture
 def imdb_checkpoint(keyword_model_dir, tmp_path) -> Path:
     """The keyword model, recorded as an IMDB model (so that eraser_movies is a task transfer)."""
-    folder = Path(shutil.copytree(keyword_model_dir, tmp_path / "model"))
-    config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "lightning_iba_task": "imdb"}))
-    return folder
+    return copy_model(keyword_model_dir, tmp_path / "model", lightning_iba_task="imdb")
 
 
 def run_eval(checkpoint: Path, data: Path, out: Path, *extra: str):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_tiny_bert
+from conftest import copy_model, make_tiny_bert
 from lightning_iba.cli.attribute import main as attribute
 from lightning_iba.cli.evaluate import main as evaluate
 from lightning_iba.models.fingerprint import model_fingerprint
@@ -26,10 +26,7 @@ def keyword_data(tmp_path_factory) -> Path:
 @pytest.fixture
 def checkpoint(keyword_model_dir, tmp_path) -> Path:
     """A private copy of the keyword model, with the task recorded as `make finetune` exports it."""
-    folder = Path(shutil.copytree(keyword_model_dir, tmp_path / "model"))
-    config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "lightning_iba_task": "imdb", "lightning_iba_max_length": 32}))
-    return folder
+    return copy_model(keyword_model_dir, tmp_path / "model", lightning_iba_task="imdb", lightning_iba_max_length=32)
 
 
 def evaluation(checkpoint: Path, data: Path, out: Path, *extra: str) -> list[str]:
