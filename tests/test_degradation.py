@@ -191,3 +191,12 @@ def test_fraction_grid_and_headline():
             fraction_grid(bad)
     with pytest.raises(UnknownNameError, match="unknown token count 'some'"):
         DegradationSettings(count="some")
+
+
+def test_drop_column_reads_the_headline_drop_back_from_a_table():
+    from lightning_iba.evaluation.degradation import drop_column
+
+    assert drop_column(["method", "drop_11_lo", "drop_11", "drop_11_hi"]) == "drop_11"
+    assert drop_column(["method", "aopc"], required=False) is None
+    with pytest.raises(LightningIBAError, match="no drop_<percent> column among method, aopc"):
+        drop_column(["method", "aopc"])

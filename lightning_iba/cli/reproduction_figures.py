@@ -7,14 +7,15 @@ from typing import Any
 
 import pandas as pd
 
+from lightning_iba.cli.reproduction_plans import sweep_rows
 from lightning_iba.cli.reproduction_settings import ReproduceSettings
+from lightning_iba.evaluation.degradation import drop_column
 
 
 def sweep_points(metrics_csv: Path, prefix: str, **labels: Any) -> pd.DataFrame:
     """The rows of a sweep's metrics.csv whose label starts with `prefix` ("layer ", "beta "), with the
     label's number as column `value` and `labels` as constant columns."""
-    table = pd.read_csv(metrics_csv, index_col=0)
-    rows = table[table.index.astype(str).str.startswith(prefix)].copy()
+    rows = sweep_rows(metrics_csv, prefix).copy()
     rows["value"] = [float(str(i).split()[1]) for i in rows.index]
     return rows.reset_index(drop=True).assign(**labels)
 
@@ -28,7 +29,7 @@ def write_figure2(s: ReproduceSettings) -> list[Path]:
     layers = [sweep_points(f, "layer ", dataset=p.name) for p in s.datasets if (f := Path(s.runs) / p.name / "layer-sweep" / "metrics.csv").is_file()]
     if layers:
         points = pd.concat(layers, ignore_index=True).rename(columns={"value": "layer"})
-        drop = next(c for c in points.columns if c.startswith("drop_") and not c.endswith(("_lo", "_hi")))
+        drop = drop_column(points.columns)
         written.append(save_sweep(Path(s.results) / "figure2a.png", points, "layer", drop, "dataset",
                                   title=f"IBA after each layer, validation (n={s.validation_instances} per dataset)"))
     for p in s.datasets:
@@ -37,7 +38,7 @@ def write_figure2(s: ReproduceSettings) -> list[Path]:
         if not runs:
             continue
         points = pd.concat([sweep_points(f, "beta ", estimator=e) for e, f in runs], ignore_index=True).rename(columns={"value": "beta"})
-        drop = next(c for c in points.columns if c.startswith("drop_") and not c.endswith(("_lo", "_hi")))
+        drop = drop_column(points.columns)
         x_only = pd.concat([pd.read_csv(f, index_col=0).loc[["x only"]].assign(estimator=e) for e, f in runs])
         written.append(save_sweep(Path(s.results) / p.name / "figure2b.png", points, "beta", drop, "estimator", log_x=True,
                                   reference=x_only, title=f"{p.name}: IBA per beta, validation (n={s.figure2b_instances}); dashed: X only"))

@@ -14,13 +14,19 @@ from lightning_iba.cli.reproduction_commands import evaluate_command, finetune_c
 from lightning_iba.cli.reproduction_settings import DatasetPlan, RationalePlan, ReproduceSettings, rationale_paths
 from lightning_iba.cli.reproduction_stages import Stages
 from lightning_iba.errors import LightningIBAError
+from lightning_iba.evaluation.degradation import drop_column
+
+
+def sweep_rows(metrics_csv: Path, prefix: str) -> pd.DataFrame:
+    """The rows of a sweep's metrics.csv (index: the variant's label) whose label starts with `prefix` ("layer ", "beta ")."""
+    table = pd.read_csv(metrics_csv, index_col=0)
+    return table[table.index.astype(str).str.startswith(prefix)]
 
 
 def best_row(metrics_csv: Path, prefix: str) -> tuple[str, float]:
     """The sweep row (e.g. "layer 3", "beta 1e-05") with the largest drop at the headline fraction, and that drop."""
-    table = pd.read_csv(metrics_csv, index_col=0)
-    drop = next(c for c in table.columns if c.startswith("drop_") and not c.endswith(("_lo", "_hi")))
-    rows = table[table.index.astype(str).str.startswith(prefix)][drop]
+    table = sweep_rows(metrics_csv, prefix)
+    rows = table[drop_column(table.columns)]
     if rows.empty:
         raise LightningIBAError(f"{metrics_csv} has no rows starting with {prefix!r}")
     return str(rows.idxmax()), float(rows.max())

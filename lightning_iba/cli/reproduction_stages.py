@@ -24,10 +24,8 @@ class Stages:
         results.mkdir(parents=True, exist_ok=True)
 
     def done(self) -> dict[str, dict[str, Any]]:
-        if not self.log.is_file():
-            return {}
-        rows = [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
-        return {r["stage"]: r for r in rows if r.get("status") == "done"}
+        """The finished stages by name (the last record of each)."""
+        return {r["stage"]: r for r in read_stages(self.log.parent) if r.get("status") == "done"}
 
     def run(self, stage: str, command: list[str], done_when: Path | None = None) -> None:
         """Runs `command` unless the stage finished before (and its output `done_when`, if given, exists)."""
@@ -47,6 +45,12 @@ class Stages:
                                  "finished": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
         if result.returncode != 0:
             raise LightningIBAError(f"reproduce: stage {stage} failed (exit {result.returncode}); fix it and run the same command again")
+
+
+def read_stages(results: Path) -> list[dict[str, Any]]:
+    """Every record of `<results>/stages.jsonl`, in the order written (none before the first stage)."""
+    log_file = results / "stages.jsonl"
+    return [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()] if log_file.is_file() else []
 
 
 def current_commit() -> str:

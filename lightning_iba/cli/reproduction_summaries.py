@@ -9,6 +9,8 @@ from typing import Any
 import pandas as pd
 
 from lightning_iba.cli.reproduction_settings import ReproduceSettings, rationale_paths
+from lightning_iba.cli.reproduction_stages import read_stages
+from lightning_iba.evaluation.degradation import drop_column
 
 
 #: Table 1's column order
@@ -26,9 +28,7 @@ def write_summary(s: ReproduceSettings) -> Path:
     columns = [c for d, split in order if (c := load_column(results / d / f"eval-{split}", d, split)) is not None]
     rows = []
     for plan in s.datasets:
-        model, chosen = results / plan.name / "finetune_metrics.json", results / plan.name / "selection.json"
-        m = json.loads(model.read_text()) if model.is_file() else {}
-        c = json.loads(chosen.read_text()) if chosen.is_file() else {}
+        m, c = read_json(results / plan.name / "finetune_metrics.json"), read_json(results / plan.name / "selection.json")
         rows.append({"dataset": plan.name, "validation acc": m.get("validation_acc"), "validation n": m.get("validation_n"),
                      "held-out test acc": m.get("test_acc"), "test n": m.get("test_n"), "IBA layer": c.get("layer"), "IBA beta": c.get("beta")})
     table1 = results / "table1.md"
@@ -135,7 +135,7 @@ def write_plausibility_summary(s: ReproduceSettings) -> Path:
             table = pd.read_csv(sweep / "plausibility.csv", index_col=0)
             shown = metric_cells(table, "layer")
             metrics = pd.read_csv(sweep / "metrics.csv", index_col=0) if (sweep / "metrics.csv").is_file() else pd.DataFrame()
-            drop = next((c for c in metrics.columns if c.startswith("drop_") and not c.endswith(("_lo", "_hi"))), None)
+            drop = drop_column(metrics.columns, required=False)
             if drop is not None:
                 shown[f"{drop} (degradation)"] = [f"{v:.3f}" for v in metrics[drop].reindex(table.index)]
             sections += [f"## {plan.name}: which layer's maps agree with people most? (validation; IBA after each layer at the default "
@@ -148,11 +148,6 @@ def write_plausibility_summary(s: ReproduceSettings) -> Path:
     path = root / "plausibility.md"
     path.write_text(text)
     return path
-
-
-def read_stages(results: Path) -> list[dict[str, Any]]:
-    log_file = results / "stages.jsonl"
-    return [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()] if log_file.is_file() else []
 
 
 def stage_table(stages: list[dict[str, Any]]) -> list[str]:

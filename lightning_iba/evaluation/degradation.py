@@ -64,6 +64,16 @@ def headline_name(headline: float) -> str:
     return f"drop_{round(100 * float(headline))}"
 
 
+def drop_column(columns: Iterable[str], required: bool = True) -> str | None:
+    """The headline drop's column among a table's `columns` (e.g. "drop_11", not its "_lo"/"_hi" bounds), read back
+    from a written table whose headline is not known; None if absent and not `required`, else an error."""
+    columns = [str(c) for c in columns]
+    found = next((c for c in columns if c.startswith("drop_") and not c.endswith(("_lo", "_hi"))), None)
+    if found is None and required:
+        raise LightningIBAError(f"no drop_<percent> column among {', '.join(columns)}")
+    return found
+
+
 @dataclass
 class DegradationSettings:
     """How tokens are removed and which fraction Table 1 reports (SPEC §6); `degradation.*` in the configs.

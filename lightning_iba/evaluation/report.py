@@ -144,9 +144,15 @@ def differences_markdown(intervals: Intervals) -> str:
     return head + "\n\n" + body
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table of a small frame."""
+def markdown_table(frame: pd.DataFrame, float_format: str = ".3f", missing: str | None = None) -> str:
+    """A GitHub-flavoured Markdown table of a small frame: floats as `float_format`, missing values (NaN, None)
+    as `missing` when given (else as Python prints them)."""
+    def cell(v) -> str:
+        if missing is not None and pd.isna(v):
+            return missing
+        return format(v, float_format) if isinstance(v, float) else str(v)
+
     head = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    rows = ["| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([head, rule, *rows])

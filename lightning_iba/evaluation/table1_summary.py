@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from lightning_iba.evaluation.degradation import drop_column
 from lightning_iba.evaluation.published import PAPER_ROW, TABLE1, TABLE1_COLUMNS
+from lightning_iba.evaluation.report import ci_cell, markdown_table
 
 #: our stand-in for each row of the paper when reading orderings: the published code's protocol
 PAPER_PROTOCOL = {"Random": "random", "LIME": "lime", "IG": "ig:class0", "IBA": "iba:reference"}
@@ -36,13 +38,9 @@ def load_column(folder: Path, dataset: str, split: str) -> ColumnResult | None:
                         pd.read_csv(diffs) if diffs.is_file() else None)
 
 
-def _drop_column(table: pd.DataFrame) -> str:
-    return next(c for c in table.columns if c.startswith("drop_") and not c.endswith(("_lo", "_hi")))
-
-
 def _cell(row: pd.Series, drop: str) -> str:
     if f"{drop}_lo" in row and pd.notna(row[f"{drop}_lo"]):
-        return f"{row[drop]:.3f} [{row[f'{drop}_lo']:.3f}, {row[f'{drop}_hi']:.3f}]"
+        return ci_cell(row[drop], row[f"{drop}_lo"], row[f"{drop}_hi"])
     return f"{row[drop]:.3f}"
 
 
@@ -55,7 +53,7 @@ def ours_table(columns: list[ColumnResult]) -> str:
         cells = []
         for c in columns:
             hit = c.table[c.table["method"] == m]
-            cells.append(_cell(hit.iloc[0], _drop_column(c.table)) if len(hit) else "–")
+            cells.append(_cell(hit.iloc[0], drop_column(c.table.columns)) if len(hit) else "–")
         rows.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -88,7 +86,7 @@ def readings(columns: list[ColumnResult]) -> list[str]:
     """Per column: each pair of the paper's methods (published protocol stand-ins), ours against the paper's order."""
     lines = []
     for c in columns:
-        drop = _drop_column(c.table)
+        drop = drop_column(c.table.columns)
         present = {row: m for row, m in PAPER_PROTOCOL.items() if m in set(c.table["method"])}
         if c.column not in next(iter(TABLE1.values())) or len(present) < 2:
             continue
@@ -114,7 +112,7 @@ def versus_random(columns: list[ColumnResult], iba: tuple[str, ...] = ("iba:data
     head = "| column | " + " | ".join(f"{a} − {b}" for a in iba for b in others) + " |"
     rows = [head, "|---|" + "---|" * (len(iba) * len(others))]
     for c in columns:
-        drop = _drop_column(c.table)
+        drop = drop_column(c.table.columns)
         cells = []
         for a in iba:
             for b in others:
@@ -133,15 +131,8 @@ def summary_markdown(columns: list[ColumnResult], models: pd.DataFrame | None = 
              "Orderings of the paper's four methods, with the published code's protocol as their stand-ins "
              f"({', '.join(f'{k} = `{v}`' for k, v in PAPER_PROTOCOL.items())}):", "", *readings(columns), ""]
     if models is not None and len(models):
-        parts += ["Models and choices (layer and beta chosen on validation):", "", _markdown(models), ""]
+        parts += ["Models and choices (layer and beta chosen on validation):", "", markdown_table(models, ".4g", missing="–"), ""]
     return "\n".join(parts)
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rows = ["| " + " | ".join("–" if pd.isna(v) else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in r) + " |"
-            for r in frame.itertuples(index=False)]
-    return "\n".join([head, "|" + "---|" * len(frame.columns), *rows])
 
 
 __all__ = ["ColumnResult", "load_column", "summary_markdown", "PAPER_ROW"]

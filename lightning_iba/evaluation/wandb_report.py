@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lightning_iba.evaluation.degradation import drop_column
 from lightning_iba.evaluation.report import Report
 from lightning_iba.loggers import wandb_configured
 
@@ -33,7 +34,7 @@ def log_to_wandb(report: Report, out: Path, config: dict[str, Any], project: str
                 **{key: wandb.Table(dataframe=frame) for key, frame in (tables or {}).items()},
             }
         )
-        drop = next(c for c in report.table1.columns if c.startswith("drop_") and not c.endswith(("_lo", "_hi")))  # e.g. drop_11
+        drop = drop_column(report.table1.columns)  # e.g. drop_11
         for column in (drop, f"{drop}_lo", f"{drop}_hi"):
             for method, value in zip(report.table1["method"], report.table1[column]):
                 run.summary[f"{column}/{method}"] = value
