@@ -352,8 +352,9 @@ def test_offline_wandb_run_logs_the_intervals_and_the_differences(tmp_path):
     from lightning_iba.evaluation.wandb_report import log_to_wandb
 
     report = write_report(tmp_path, "imdb", ["iba", "random"], records(30), DegradationSettings(), "test", BootstrapSettings(resamples=50))
-    run_dir = Path(log_to_wandb(report, tmp_path, {"bootstrap": {"resamples": 50}}, "lightning-iba-test", "intervals"))
+    run_dir = Path(log_to_wandb(report, tmp_path, {"bootstrap": {"resamples": 50}}, "lightning-iba-test", "intervals", group="imdb-group"))
     assert run_dir.name.startswith("offline-run-"), run_dir
+    assert b"imdb-group" in next(run_dir.glob("*.wandb")).read_bytes()  # the run is filed under its dataset's group
     media = run_dir / "files" / "media" / "table"
     table1 = json.loads(next(media.rglob("table1_*.table.json")).read_text())
     assert table1["columns"][-3:] == ["drop_11", "drop_11_lo", "drop_11_hi"]

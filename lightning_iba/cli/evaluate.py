@@ -353,4 +353,4 @@ def log_run(report: Report, out: Path, settings: dict[str, Any], s: EvaluationSe
     # one name per dataset and split (MNLI's matched and mismatched are two runs), sweeps apart
     name = f"evaluate-{dataset}" + (f"-{s.split}" if s.split != "test" else "") + (f"-{s.sweep}-sweep" if s.sweep else "")
     extra = {"plausibility": plausibility.table.reset_index()} if plausibility is not None else None
-    return log_to_wandb(report, out, settings, s.wandb_project, name, extra)
+    return log_to_wandb(report, out, settings, s.wandb_project, name, extra, group=dataset)

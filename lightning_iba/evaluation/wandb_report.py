@@ -9,16 +9,18 @@ from lightning_iba.evaluation.report import Report
 from lightning_iba.loggers import wandb_configured
 
 
-def log_to_wandb(report: Report, out: Path, config: dict[str, Any], project: str, name: str, tables: dict[str, Any] | None = None) -> str:
+def log_to_wandb(report: Report, out: Path, config: dict[str, Any], project: str, name: str, tables: dict[str, Any] | None = None,
+                 group: str | None = None) -> str:
     """One W&B run with the settings as config, Table 1, the metrics (both with their bootstrap intervals,
     `<metric>_lo`/`_hi`) and the paired differences as wandb.Tables, and the curves as a line series;
-    `tables`: further DataFrames logged as wandb.Tables under their names (e.g. plausibility).
+    `tables`: further DataFrames logged as wandb.Tables under their names (e.g. plausibility); `group`: the W&B
+    group (the dataset), so a project holding several datasets' runs shows each dataset's runs together.
 
     Returns the run's local folder (sync an offline one with `wandb sync <folder>`).
     """
     import wandb
 
-    run = wandb.init(project=project, name=name, dir=str(out), config=config, job_type="evaluation", mode="online" if wandb_configured() else "offline", reinit="create_new")
+    run = wandb.init(project=project, name=name, group=group, dir=str(out), config=config, job_type="evaluation", mode="online" if wandb_configured() else "offline", reinit="create_new")
     try:
         curves = report.curves
         methods = list(dict.fromkeys(curves["method"]))
