@@ -26,7 +26,17 @@ def test_a_finished_stage_is_skipped_and_a_failed_one_runs_again(tmp_path):
         stages.run("c", [sys.executable, "-c", "raise SystemExit(3)"])
     rows = [json.loads(line) for line in (tmp_path / "results" / "stages.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in rows] == ["a", "b", "b", "c"] and rows[-1]["status"] == "failed (3)"
-    assert set(stages.done()) == {"a", "b"} and all(r["seconds"] >= 0 and "python" in r["command"] for r in rows)
+    assert set(stages.done()) == {"a", "b"} and all(r["seconds"] >= 0 and r["command"].startswith("python -c ") for r in rows)
+
+
+def test_stage_table_names_the_interpreter_python_also_in_older_records():
+    from lightning_iba.cli.reproduction_summaries import stage_table
+
+    rows = [{"stage": "x/finetune", "status": "done", "seconds": 60, "commit": "abc", "command": "/somewhere/.venv/bin/python3.11 train.py --config a.yaml"},
+            {"stage": "x/evaluate-test", "status": "done", "seconds": 120, "commit": "abc", "command": "python evaluate.py --split test"}]
+    lines = stage_table(rows)
+    assert "`python train.py --config a.yaml`" in lines[2] and "/somewhere" not in "\n".join(lines)
+    assert "`python evaluate.py --split test`" in lines[3]
 
 
 def test_best_row_takes_the_largest_validation_drop(tmp_path):

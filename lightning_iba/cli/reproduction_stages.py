@@ -6,6 +6,7 @@ import json
 import logging
 import shlex
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ class Stages:
         if finished and (done_when is None or done_when.exists()):
             log.info("reproduce: %s done before (%.0f s), skipped", stage, finished["seconds"])
             return
-        printable = " ".join(shlex.quote(c) for c in command)
+        printable = printable_command(command)
         log.info("reproduce: %s: %s", stage, printable)
         commit = current_commit()  # the code the stage runs with
         start = time.time()
@@ -45,6 +46,11 @@ class Stages:
                                  "finished": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
         if result.returncode != 0:
             raise LightningIBAError(f"reproduce: stage {stage} failed (exit {result.returncode}); fix it and run the same command again")
+
+
+def printable_command(command: list[str]) -> str:
+    """The command as a reader re-runs it from the repository root: this machine's interpreter path is `python`."""
+    return " ".join(shlex.quote("python" if i == 0 and c == sys.executable else c) for i, c in enumerate(command))
 
 
 def read_stages(results: Path) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -150,10 +151,15 @@ def write_plausibility_summary(s: ReproduceSettings) -> Path:
     return path
 
 
+#: An absolute interpreter path at the start of a recorded command (records made before commands named `python`).
+INTERPRETER = re.compile(r"^/\S*/python[0-9.]*\s")
+
+
 def stage_table(stages: list[dict[str, Any]]) -> list[str]:
     """The stages as Markdown table lines: status, wall time, commit and command of each."""
     return ["| stage | status | wall time | commit | command |", "|---|---|---|---|---|",
-            *[f"| {r['stage']} | {r['status']} | {r['seconds'] / 60:.1f} min | {r.get('commit', '')} | `{r['command']}` |" for r in stages]]
+            *[f"| {r['stage']} | {r['status']} | {r['seconds'] / 60:.1f} min | {r.get('commit', '')} | `{INTERPRETER.sub('python ', r['command'])}` |"
+              for r in stages]]
 
 
 def write_readme(s: ReproduceSettings, results: Path) -> Path:
