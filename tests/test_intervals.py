@@ -362,3 +362,14 @@ def test_offline_wandb_run_logs_the_intervals_and_the_differences(tmp_path):
     assert {"aopc_lo", "aopc_hi", "sufficiency_lo", "sufficiency_hi"} <= set(metrics["columns"])
     differences = json.loads(next(media.rglob("differences_*.table.json")).read_text())
     assert differences["columns"] == ["method_a", "method_b", "metric", "diff", "lo", "hi", "excludes_zero"] and len(differences["data"]) == 4
+
+
+def test_paired_difference_reads_either_orientation_and_flips_the_interval():
+    from lightning_iba.evaluation.intervals import paired_difference
+
+    d = pd.DataFrame([("iba", "ig", "drop_11", 0.05, 0.01, 0.09, True), ("iba", "ig", "aopc", -0.02, -0.04, 0.01, False)],
+                     columns=["method_a", "method_b", "metric", "diff", "lo", "hi", "excludes_zero"])
+    assert paired_difference(d, "iba", "ig", "drop_11") == pytest.approx((0.05, 0.01, 0.09))
+    assert paired_difference(d, "ig", "iba", "drop_11") == pytest.approx((-0.05, -0.09, -0.01))
+    assert paired_difference(d, "ig", "iba", "aopc") == pytest.approx((0.02, -0.01, 0.04))
+    assert paired_difference(d, "iba", "lime", "drop_11") is None

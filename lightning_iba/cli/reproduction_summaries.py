@@ -12,6 +12,7 @@ import pandas as pd
 from lightning_iba.cli.reproduction_settings import ReproduceSettings, rationale_paths
 from lightning_iba.cli.reproduction_stages import read_stages
 from lightning_iba.evaluation.degradation import drop_column
+from lightning_iba.evaluation.intervals import paired_difference
 
 
 #: Table 1's column order
@@ -73,15 +74,8 @@ def best_layer_reading(folder: Path) -> str | None:
     differences = folder / "plausibility_differences.csv"
     if len(scores) > 1 and differences.is_file():
         second = scores.index[1]
-        d = pd.read_csv(differences)
-        d = d[d["metric"] == "token_f1"]
-        row = d[(d["method_a"] == best) & (d["method_b"] == second)]
-        sign = 1.0
-        if row.empty:
-            row, sign = d[(d["method_a"] == second) & (d["method_b"] == best)], -1.0
-        if not row.empty:
-            diff, lo, hi = (sign * float(row.iloc[0][c]) for c in ("diff", "lo", "hi"))
-            lo, hi = min(lo, hi), max(lo, hi)
+        if (found := paired_difference(pd.read_csv(differences), best, second, "token_f1")) is not None:
+            diff, lo, hi = found
             reading += (f"; minus the runner-up, {second}: {diff:+.3f} [{lo:+.3f}, {hi:+.3f}] "
                         f"({'excludes 0' if lo > 0 or hi < 0 else 'includes 0: no layer stands out'})")
     return reading + "."

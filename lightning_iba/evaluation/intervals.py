@@ -143,6 +143,17 @@ def bootstrap_values(values: pd.DataFrame, settings: BootstrapSettings | None = 
     return Intervals(table, differences, metrics, n, settings)
 
 
+def paired_difference(differences: pd.DataFrame, a: str, b: str, metric: str) -> tuple[float, float, float] | None:
+    """(diff, lo, hi) of `a` − `b` for `metric` from a differences table (`DIFFERENCE_COLUMNS`), which holds each
+    pair once in one orientation: the reversed row is negated, its interval flipped. None where the pair is absent."""
+    for first, second, sign in ((a, b, 1.0), (b, a, -1.0)):
+        hit = differences[(differences["method_a"] == first) & (differences["method_b"] == second) & (differences["metric"] == metric)]
+        if len(hit):
+            diff, lo, hi = (sign * float(hit.iloc[0][c]) for c in ("diff", "lo", "hi"))
+            return diff, min(lo, hi), max(lo, hi)
+    return None
+
+
 def seed_spread(table: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """Mean and standard deviation over seeds of each metric, from a summary table indexed by method
     in which `<method>@seed<k>` rows are runs of `<method>` with seed k (the bare `<method>` row is one

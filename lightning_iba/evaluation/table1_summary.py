@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from lightning_iba.evaluation.degradation import drop_column
+from lightning_iba.evaluation.intervals import paired_difference
 from lightning_iba.evaluation.published import PAPER_ROW, TABLE1, TABLE1_COLUMNS
 from lightning_iba.evaluation.report import ci_cell, markdown_table
 
@@ -67,19 +68,8 @@ def paper_table(columns: list[ColumnResult]) -> str:
 
 
 def _difference(c: ColumnResult, a: str, b: str, metric: str) -> tuple[float, float, float] | None:
-    """(diff, lo, hi) of a − b for `metric` from differences.csv (either orientation), else None."""
-    if c.differences is None:
-        return None
-    d = c.differences
-    hit = d[(d["method_a"] == a) & (d["method_b"] == b) & (d["metric"] == metric)]
-    if len(hit):
-        r = hit.iloc[0]
-        return float(r["diff"]), float(r["lo"]), float(r["hi"])
-    hit = d[(d["method_a"] == b) & (d["method_b"] == a) & (d["metric"] == metric)]
-    if len(hit):
-        r = hit.iloc[0]
-        return -float(r["diff"]), -float(r["hi"]), -float(r["lo"])
-    return None
+    """(diff, lo, hi) of a − b for `metric` from the column's differences.csv (either orientation), else None."""
+    return None if c.differences is None else paired_difference(c.differences, a, b, metric)
 
 
 def readings(columns: list[ColumnResult]) -> list[str]:
