@@ -373,3 +373,14 @@ def test_paired_difference_reads_either_orientation_and_flips_the_interval():
     assert paired_difference(d, "ig", "iba", "drop_11") == pytest.approx((-0.05, -0.09, -0.01))
     assert paired_difference(d, "ig", "iba", "aopc") == pytest.approx((0.02, -0.01, 0.04))
     assert paired_difference(d, "iba", "lime", "drop_11") is None
+
+
+def test_wilson_interval_matches_the_textbook_values_and_stays_in_the_unit_interval():
+    from lightning_iba.evaluation.intervals import wilson_interval
+
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)  # Wilson (1927), p = 0.5, n = 10
+    lo, hi = wilson_interval(0, 20)
+    assert lo == pytest.approx(0.0, abs=1e-12) and 0.1 < hi < 0.2  # not empty at 0 correct: [0, 0.161]
+    assert wilson_interval(20, 20)[1] == pytest.approx(1.0)
+    with pytest.raises(LightningIBAError, match="at least one instance"):
+        wilson_interval(0, 0)

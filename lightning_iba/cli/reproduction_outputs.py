@@ -52,16 +52,16 @@ def copy_small(runs: Path, results: Path, folders: list[str], names: tuple[str, 
         shutil.copy2(metrics, results / "finetune_metrics.json")
 
 
-def split_accuracy(folder: Path, z: float = 1.959964) -> dict[str, Any] | None:
+def split_accuracy(folder: Path) -> dict[str, Any] | None:
     """The model's accuracy on the evaluated instances (the records' predicted class against the gold label),
     with a 95 % Wilson interval; None without records that hold the prediction."""
+    from lightning_iba.evaluation.intervals import wilson_interval
     from lightning_iba.evaluation.shards import read_records
 
     predicted = {r["index"]: r["predicted"] == r["label"] for r in read_records(folder) if "predicted" in r}
     n = len(predicted)
     if not n:
         return None
-    p = sum(predicted.values()) / n
-    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / (1 + z * z / n)
-    return {"accuracy": round(p, 6), "lo": round(centre - half, 6), "hi": round(centre + half, 6), "n": n, "correct": int(sum(predicted.values())),
-            "interval": "95 % Wilson"}
+    correct = int(sum(predicted.values()))
+    lo, hi = wilson_interval(correct, n)
+    return {"accuracy": round(correct / n, 6), "lo": round(lo, 6), "hi": round(hi, 6), "n": n, "correct": correct, "interval": "95 % Wilson"}

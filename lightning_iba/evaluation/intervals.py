@@ -154,6 +154,16 @@ def paired_difference(differences: pd.DataFrame, a: str, b: str, metric: str) ->
     return None
 
 
+def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score interval of a proportion `correct` / `n` (z = 1.96: 95 %); unlike the normal
+    approximation it stays inside [0, 1] and is not empty at 0 or n correct."""
+    if n <= 0:
+        raise LightningIBAError("a proportion's interval needs at least one instance")
+    p = correct / n
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / (1 + z * z / n)
+    return centre - half, centre + half
+
+
 def seed_spread(table: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """Mean and standard deviation over seeds of each metric, from a summary table indexed by method
     in which `<method>@seed<k>` rows are runs of `<method>` with seed k (the bare `<method>` row is one
