@@ -17,8 +17,9 @@ PROFILE ?= $(shell $(PY) -c "import torch; print('paper' if torch.cuda.is_availa
 DEMO_EVAL ?=
 DEMO_EVAL_CONFIGS = configs/evaluate/demo.yaml $(DEMO_EVAL)
 
-EVAL_FLAGS = --config configs/evaluate/$(DATASET).yaml --config configs/evaluate/$(PROFILE).yaml \
-	$(if $(METHODS),--methods $(METHODS)) $(if $(INSTANCES),--instances $(INSTANCES)) $(if $(LAYER),--layer $(LAYER)) \
+EVAL_CONFIGS = --config configs/evaluate/$(DATASET).yaml --config configs/evaluate/$(PROFILE).yaml
+# after every --config, so that METHODS / INSTANCES / LAYER / DEVICES win over a sweep's config too
+EVAL_OVERRIDES = $(if $(METHODS),--methods $(METHODS)) $(if $(INSTANCES),--instances $(INSTANCES)) $(if $(LAYER),--layer $(LAYER)) \
 	$(if $(DEVICES),--devices $(DEVICES))
 CHECK_DATASET = @case " $(DATASETS) " in *" $(DATASET) "*) ;; *) echo "unknown DATASET '$(DATASET)'; valid: $(DATASETS)" >&2; exit 2;; esac
 
@@ -36,7 +37,7 @@ $(STAMP): setup.cfg pyproject.toml
 test: install
 	$(PY) -m pytest -q
 
-# The main job on the embedded default: fine-tune (once), explain one review, evaluate 4 methods on 200 reviews.
+# The main job on the embedded default: fine-tune (once), explain one review, evaluate 4 methods on 100 reviews.
 demo: install
 	@test -f runs/demo/model/config.json || $(PY) train.py --config configs/finetune/demo.yaml
 	$(PY) attribute.py --config configs/attribute/demo.yaml
@@ -56,7 +57,7 @@ finetune: install
 
 evaluate: install
 	$(CHECK_DATASET)
-	$(PY) evaluate.py $(EVAL_FLAGS) $(ARGS)
+	$(PY) evaluate.py $(EVAL_CONFIGS) $(EVAL_OVERRIDES) $(ARGS)
 
 # Table 1: every dataset with the paper's settings (needs the fine-tuned models and the data), MNLI twice.
 table1: install
@@ -74,11 +75,11 @@ reproduce: install
 
 layer-sweep: install
 	$(CHECK_DATASET)
-	$(PY) evaluate.py $(EVAL_FLAGS) --config configs/evaluate/layer_sweep.yaml --out runs/$(DATASET)/layer-sweep $(ARGS)
+	$(PY) evaluate.py $(EVAL_CONFIGS) --config configs/evaluate/layer_sweep.yaml $(EVAL_OVERRIDES) --out runs/$(DATASET)/layer-sweep $(ARGS)
 
 beta-sweep: install
 	$(CHECK_DATASET)
-	$(PY) evaluate.py $(EVAL_FLAGS) --config configs/evaluate/beta_sweep.yaml --out runs/$(DATASET)/beta-sweep $(ARGS)
+	$(PY) evaluate.py $(EVAL_CONFIGS) --config configs/evaluate/beta_sweep.yaml $(EVAL_OVERRIDES) --out runs/$(DATASET)/beta-sweep $(ARGS)
 
 # the README's flag tables, regenerated from the commands' parsers (a test checks they are current)
 docs: install

@@ -39,6 +39,27 @@ def test_stage_table_names_the_interpreter_python_also_in_older_records():
     assert "`python evaluate.py --split test`" in lines[3]
 
 
+def test_the_recorded_commit_says_changes_for_code_but_not_for_the_committed_results(tmp_path, monkeypatch):
+    import subprocess
+
+    from lightning_iba.cli import reproduction_stages
+
+    git = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table1.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "c")
+    monkeypatch.setattr(reproduction_stages, "REPO", tmp_path)
+    commit = reproduction_stages.current_commit()
+    assert len(commit) >= 7 and "+" not in commit
+    (tmp_path / "results" / "table1.md").write_text("rewritten by the run\n")
+    assert reproduction_stages.current_commit() == commit
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert reproduction_stages.current_commit() == commit + "+changes"
+
+
 def test_best_row_takes_the_largest_validation_drop(tmp_path):
     table = pd.DataFrame({"method": ["layer 0", "layer 1", "layer 2", "x only"], "drop_11": [0.1, 0.3, 0.2, 0.9],
                           "drop_11_lo": [0, 0, 0, 0.8]}).set_index("method")
@@ -205,6 +226,46 @@ def test_a_finetuned_plan_chooses_its_layer_and_beta_on_its_own_validation(tmp_p
         assert flag(command, "--plausibility.window_stride") == "200"
     assert flag(stages.commands[2][1], "--layer") == "4"
     assert (flag(stages.commands[3][1], "--layer"), flag(stages.commands[3][1], "--iba.beta")) == ("4", "0.0001")
+
+
+def fake_sweep_outputs(layer_rows, beta_rows):
+    """on_run for RecordedStages: a sweep stage writes a metrics.csv whose last row has the largest drop."""
+    def write(stage, command):
+        if "--sweep" in command:
+            rows = layer_rows if flag(command, "--sweep") == "layer" else beta_rows
+            folder = Path(flag(command, "--out"))
+            folder.mkdir(parents=True, exist_ok=True)
+            drops = [0.1 * (i + 1) for i in range(len(rows))]
+            pd.DataFrame({"method": rows, "drop_11": drops}).set_index("method").to_csv(folder / "metrics.csv")
+    return write
+
+
+def test_every_stage_of_the_cpu_profile_parses_to_runnable_settings_on_the_6_layer_minilm(tmp_path):
+    """Each Table 1 dataset's evaluate.py stages, parsed as the stage would parse them: the layer sweep runs at
+    base.yaml's beta for every dataset (no BERT-base overlay value leaks in) and the test runs use the chosen layer and beta."""
+    from lightning_iba.cli.common import resolve_layer
+    from lightning_iba.cli.evaluate import parse as parse_evaluate
+    from lightning_iba.cli.reproduce import parse, reproduce_dataset
+
+    s = parse(["--config", "configs/reproduce/cpu.yaml", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")])
+    base_beta = parse_evaluate([]).iba["beta"]
+    for plan in s.datasets:
+        stages = RecordedStages(fake_sweep_outputs(["layer 0", "layer 4"], ["beta 1e-06", "beta 0.0001", "x only"]))
+        reproduce_dataset(s, plan, stages)
+        for stage, command in stages.commands:
+            if command[1] != "evaluate.py":
+                continue
+            settings = parse_evaluate(command[2:])
+            assert settings.dataset == plan.name, stage
+            sweep = settings.sweep
+            layer = resolve_layer(settings.layer, 6)  # every stage's layer is one of MiniLM's, even where a sweep ignores it
+            if sweep == "layer":
+                assert settings.iba["beta"] == base_beta, f"{stage}: the layer sweep runs at beta {settings.iba['beta']}"
+            else:
+                assert layer == 4, stage
+            if stage.endswith(("evaluate-test", "evaluate-test_mismatched")):
+                assert settings.iba["beta"] == 1e-4 and settings.split in ("test", "test_mismatched"), stage
+        assert (tmp_path / "results" / plan.name / "selection.json").is_file()
 
 
 def plausibility_csv(folder, methods, split, f1):

@@ -274,7 +274,8 @@ def main(args: list[str] | None = None) -> Report | None:
     loaded, task = load_model_for_task(s.checkpoint, s.dataset, s.allow_task_transfer)
     log.info("evaluation: model %s (%s), task %s [%.1f s]", loaded.path, loaded.fingerprint, task.name, time.perf_counter() - start)
     s.max_length = resolve_max_length(s.max_length, loaded)
-    layer = resolve_layer(s.layer, loaded.model.config.num_hidden_layers)
+    # a layer sweep runs every layer: a configured --layer (e.g. a BERT-base overlay's 9 on a 6-layer model) is not used
+    layer = resolve_layer(None if s.sweep == "layer" else s.layer, loaded.model.config.num_hidden_layers)
     source = resolve_source(task, s.source)
     ident = identity(s, loaded, task.name, layer, source)
     if task.rationales:

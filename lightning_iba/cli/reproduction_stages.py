@@ -60,7 +60,8 @@ def read_stages(results: Path) -> list[dict[str, Any]]:
 
 
 def current_commit() -> str:
-    """The checked-out commit, with "+changes" when tracked files differ from it (recorded with every stage)."""
+    """The checked-out commit, with "+changes" when tracked files other than the committed outputs under results/
+    differ from it (recorded with every stage: a run rewrites its own results/, which says nothing about its code)."""
     git = lambda *a: subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.strip()  # noqa: E731
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results") else "")
