@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -39,6 +40,33 @@ def keyword_data(tmp_path_factory) -> Path:
 def checkpoint(keyword_model_dir, tmp_path) -> Path:
     """A private copy of the keyword model (the dataset estimator caches its statistics in the folder)."""
     return Path(shutil.copytree(keyword_model_dir, tmp_path / "model"))
+
+
+@pytest.fixture(scope="module")
+def sensitive_model_dir(tmp_path_factory, tokenizer) -> Path:
+    """A tiny random BERT whose weight matrices are scaled x10, so that p(y|x) depends on every token.
+
+    The keyword model is saturated (p(y|x) = 0.9989 until the keyword goes, whatever else is removed), so
+    any two methods that rank the keyword first give the same curves; here another ranking gives another curve.
+    """
+    import torch
+
+    from conftest import make_tiny_bert
+
+    model = make_tiny_bert(vocab_size=tokenizer.vocab_size)
+    with torch.no_grad():
+        for weight in model.parameters():
+            if weight.dim() == 2:
+                weight.mul_(10)
+    folder = tmp_path_factory.mktemp("sensitive_model")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def sensitive_checkpoint(sensitive_model_dir, tmp_path) -> Path:
+    return Path(shutil.copytree(sensitive_model_dir, tmp_path / "sensitive_model"))
 
 
 def args(checkpoint: Path, data: Path, out: Path, *extra: str) -> list[str]:
@@ -92,7 +120,7 @@ def test_two_process_ddp_equals_one_process(checkpoint, keyword_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_table(checkpoint, keyword_data, tmp_path):
+def test_killed_run_resumes_to_the_same_table(checkpoint, keyword_data, tmp_path, capsys):
     extra = ["--methods", "iba,random", "--instances", "32", "--iba.steps", "4", "--wandb", "false", "--batch_size", "2"]
     main(args(checkpoint, keyword_data, tmp_path / "whole", *extra))
     # The statistics are cached now, so the killed run starts attributing at once.
@@ -107,13 +135,27 @@ def test_killed_run_resumes_to_the_same_table(checkpoint, keyword_data, tmp_path
     assert 4 <= lines < 32, f"the run was not killed mid-way ({lines} lines)"
     with shard.open("a") as fh:
         fh.write('{"index": 3, "id": "cut sho')  # a record cut short by the kill
-    with pytest.raises(SystemExit):
-        main(args(checkpoint, keyword_data, tmp_path / "killed", *extra))  # without --resume: refused
+    at_kill = shard.read_bytes()
+    written = [l for l in at_kill.decode().splitlines(keepends=True) if l.endswith("}\n")]  # the complete records
+    assert len(written) >= 4
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(args(checkpoint, keyword_data, tmp_path / "killed", *extra))  # without --resume: refused, nothing touched
+    assert info.value.code == 2
+    refusal = f"error: {tmp_path / 'killed'} already holds an evaluation; pass --resume to continue it, or choose another --out"
+    assert refusal in capsys.readouterr().err
+    assert shard.read_bytes() == at_kill
     main(args(checkpoint, keyword_data, tmp_path / "killed", *extra, "--resume", "true"))
     for name in ("table1.csv", "curves.csv"):
         assert (tmp_path / "whole" / name).read_text() == (tmp_path / "killed" / name).read_text(), name
-    records = [json.loads(l) for l in shard.read_text().splitlines() if l.startswith('{"index"') and l.endswith("}")]
-    assert len({r["index"] for r in records}) == 32
+    after = shard.read_bytes()
+    assert after.startswith(at_kill), "the resumed run rewrote the records written before the kill"
+    complete = [l for l in after.decode().splitlines(keepends=True) if l.endswith("}\n")]
+    assert complete[: len(written)] == written  # byte for byte, in place
+    indices = [json.loads(l)["index"] for l in complete]  # a list: an instance evaluated twice shows up twice
+    expected = sorted(json.loads(l)["index"] for l in (tmp_path / "whole" / "shards" / "rank-0.jsonl").read_text().splitlines())
+    assert len(expected) == 32 and len(set(expected)) == 32
+    assert sorted(indices) == expected, f"{len(indices)} complete records for 32 instances: each must be there exactly once"
 
 
 def test_offline_wandb_run_holds_table_and_curve(checkpoint, keyword_data, tmp_path):
@@ -148,21 +190,72 @@ def test_bad_input(checkpoint, keyword_data, tmp_path, capsys, caplog):
     assert "--resume with different settings" in err and "instances: 500 -> 30" in err
 
 
-def test_protocol_variants_and_seed_repeats_in_one_run(checkpoint, keyword_data, tmp_path):
+def test_protocol_variants_and_seed_repeats_in_one_run(sensitive_checkpoint, keyword_data, tmp_path):
     """Both estimators, both IG targets and an IBA repeat with another seed, one table; the repeat's spread is reported."""
+    from lightning_iba.evaluation.shards import read_records
+
     methods = "iba:dataset,iba:reference,iba:dataset@seed1,ig:gold,ig:class0"
-    main(args(checkpoint, keyword_data, tmp_path / "eval", "--methods", methods, "--instances", "12", "--iba.steps", "4",
-              "--ig.n_steps", "4", "--wandb", "false", "--degradation.sufficiency", "false"))
+    report = main(args(sensitive_checkpoint, keyword_data, tmp_path / "eval", "--methods", methods, "--instances", "12",
+                       "--iba.steps", "4", "--ig.n_steps", "4", "--wandb", "false", "--degradation.sufficiency", "false"))
     table = pd.read_csv(tmp_path / "eval" / "table1.csv").set_index("method")
     assert list(table.index) == methods.split(",")
-    # (the keyword model is saturated, so the variants' drops coincide here; their scores are compared in
-    # test_baselines.py and test_iba_optimizer.py)
     assert table["n"].eq(12).all() and table["drop_11"].notna().all()
+    records = list(read_records(tmp_path / "eval"))
+    assert len(records) == 12 and all(set(r["scores"]) == set(methods.split(",")) for r in records)
+
+    def differ(a: str, b: str, key: str) -> bool:  # somewhere, on some instance
+        return any(not np.allclose(r[key][a], r[key][b], rtol=1e-4, atol=1e-7) for r in records)
+
+    # each variant is another computation: the seed changes the bottleneck's noise, the estimator its statistics
+    for other in ("iba:dataset@seed1", "iba:reference"):
+        assert differ("iba:dataset", other, "scores") and differ("iba:dataset", other, "remove"), other
+    # ig:class0 explains class 0 for every instance: the gold class's explanation on label-0 instances, and on a
+    # 2-class model with probability outputs (p0 = 1 - p1) exactly its negation on label-1 instances
+    by_label = {y: [r for r in records if r["label"] == y] for y in (0, 1)}
+    assert by_label[0] and by_label[1]
+    for r in by_label[0]:
+        assert r["scores"]["ig:class0"] == r["scores"]["ig:gold"] and r["remove"]["ig:class0"] == r["remove"]["ig:gold"], r["index"]
+    for r in by_label[1]:
+        gold, class0 = np.array(r["scores"]["ig:gold"]), np.array(r["scores"]["ig:class0"])
+        assert not np.allclose(class0, gold, rtol=1e-3, atol=1e-8), r["index"]
+        np.testing.assert_allclose(class0, -gold, rtol=1e-3, atol=1e-4 * np.abs(gold).max())
     spread = pd.read_csv(tmp_path / "eval" / "seed_spread.csv").set_index("method")
-    assert spread.loc["iba:dataset", "seeds"] == 2 and spread.loc["iba:dataset", "drop_11_std"] >= 0
-    assert spread.loc["ig:gold", "seeds"] == 1
+    assert spread.loc["iba:dataset", "seeds"] == 2
+    assert spread.loc["iba:dataset", ["drop_11_std", "aopc_std", "comprehensiveness_std"]].gt(0).any(), spread
+    stds = spread.filter(like="_std").columns
+    assert spread.loc[["iba:reference", "ig:gold", "ig:class0"], "seeds"].eq(1).all()
+    assert spread.loc[["iba:reference", "ig:gold", "ig:class0"], stds].isna().all().all()  # one run: no spread
+    for metric in ("drop_11", "aopc", "comprehensiveness"):  # the spread is over the two runs' own numbers
+        pair = report.metrics.loc[["iba:dataset", "iba:dataset@seed1"], metric]
+        assert spread.loc["iba:dataset", f"{metric}_std"] == pytest.approx(pair.std(ddof=1), abs=2e-6), metric
     settings = json.loads((tmp_path / "eval" / "settings.json").read_text())
     assert settings["methods"] == methods.split(",")  # the variants are part of the run's identity
+
+
+def test_evaluate_sweeps_equal_single_runs(sensitive_checkpoint, keyword_data, tmp_path):
+    """`--sweep layer` row k is a plain `--methods iba --layer k` run; `--sweep beta` row b a `--iba.beta b` run, plus "x only"."""
+    from lightning_iba.evaluation.shards import read_records
+
+    common = ["--instances", "6", "--iba.steps", "2", "--wandb", "false", "--degradation.sufficiency", "false"]
+    run = lambda name, *extra: main(args(sensitive_checkpoint, keyword_data, tmp_path / name, *common, *extra))  # noqa: E731
+    scores = lambda name: {r["index"]: r["scores"] for r in read_records(tmp_path / name)}  # noqa: E731
+
+    def same_row(sweep, sweep_dir: str, row: str, single, single_dir: str) -> None:
+        pd.testing.assert_series_equal(single.metrics.loc["iba"], sweep.metrics.loc[row], check_names=False)
+        assert {i: s["iba"] for i, s in scores(single_dir).items()} == {i: s[row] for i, s in scores(sweep_dir).items()}, row
+
+    layers = run("layers", "--sweep", "layer", "--layer", "9")  # a layer sweep runs every layer: a --layer the model lacks is not used
+    rows = [f"layer {k}" for k in range(4)]
+    assert list(layers.metrics.index) == rows and list(layers.table1["method"]) == rows and layers.table1["n"].eq(6).all()
+    assert layers.metrics["aopc"].nunique() == 4  # the layers give different results, so the rows cannot be swapped unnoticed
+    for k in range(4):
+        same_row(layers, "layers", f"layer {k}", run(f"layer{k}", "--methods", "iba", "--layer", str(k)), f"layer{k}")
+
+    betas = run("betas", "--sweep", "beta", "--betas", "1e-4,0.1")
+    assert list(betas.metrics.index) == ["beta 0.0001", "beta 0.1", "x only"]
+    assert betas.metrics["aopc"].nunique() == 3
+    for beta, row in (("1e-4", "beta 0.0001"), ("0.1", "beta 0.1")):
+        same_row(betas, "betas", row, run(f"beta{beta}", "--methods", "iba", "--iba.beta", beta), f"beta{beta}")
 
 
 def test_records_keep_token_ids_and_scores_unless_told_not_to(checkpoint, keyword_data, tmp_path):

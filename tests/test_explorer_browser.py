@@ -36,8 +36,28 @@ def chromium() -> str:
     return path
 
 
-def test_report_page_in_a_real_browser(chromium, keyword_model_dir, tmp_path, capsys):
+def mislabel(data: Path) -> list[str]:
+    """Swaps the keyword of two of the evaluated test texts (a negative and a positive one), so that the keyword
+    model gets them wrong; returns their ids. (It gets the keyword task's own texts all right.)"""
+    from lightning_iba.data.sources import load_splits
+    from lightning_iba.data.tasks import get_task
+    from lightning_iba.evaluation.run import select_indices
+
+    test = load_splits(get_task("imdb"), "local", str(data))["test"]
+    chosen = test.select(select_indices(len(test), 12, 0))  # the instances evaluate.py draws (--instances 12, seed 0)
+    ids = [next(i for i in chosen["id"] if f"/{folder}/" in i) for folder in ("neg", "pos")]
+    for i in ids:
+        path = data / "aclImdb" / f"{i}.txt"
+        text = path.read_text()
+        swapped = text.replace("terrible", "excellent") if "/neg/" in i else text.replace("excellent", "terrible")
+        assert swapped != text, i
+        path.write_text(swapped)
+    return ids
+
+
+def test_report_page_in_a_real_browser(chromium, keyword_model_dir, tokenizer, tmp_path, capsys):
     data = write_keyword_aclimdb(tmp_path / "data")
+    mislabelled = mislabel(data)  # a negative review that says "excellent", a positive one that says "terrible"
     checkpoint = Path(shutil.copytree(keyword_model_dir, tmp_path / "model"))
     out = tmp_path / "eval"
     report = main(args(checkpoint, data, out, "--methods", ",".join(METHODS), "--instances", "12", "--iba.steps", "4",
@@ -45,9 +65,12 @@ def test_report_page_in_a_real_browser(chromium, keyword_model_dir, tmp_path, ca
     page = out / "report.html"
     assert report.files["report.html"] == page and f"report.html: {page}" in capsys.readouterr().out
     records = [json.loads(line) for line in (out / "shards" / "rank-0.jsonl").read_text().splitlines()]
-    positives = sum(r["label"] == 1 for r in records)  # every positive text holds "excellent", no negative one does
+    positives = sum(r["label"] == 1 for r in records)
+    excellent = tokenizer.convert_tokens_to_ids("excellent")
+    holding = sum(excellent in r["input_ids"] for r in records)  # the texts the search for "excellent" must find
     wrong = sum(r["predicted"] != r["label"] for r in records)
-    assert len(records) == 12 and 0 < positives < 12
+    assert len(records) == 12 and 0 < positives < 12 and 0 < holding < 12
+    assert {r["id"] for r in records if r["predicted"] != r["label"]} >= set(mislabelled) and wrong >= 2  # the filter has something to do
 
     with Browser(chromium) as b:
         b.open(page.resolve().as_uri())
@@ -62,7 +85,7 @@ def test_report_page_in_a_real_browser(chromium, keyword_model_dir, tmp_path, ca
         b.screenshot(tmp_path / "report.png")
 
         b.type_into("#search", "excellent")  # typed as a user would: the input event filters
-        assert count() == positives and rows() == positives
+        assert count() == holding and rows() == holding
         b.type_into("#search", "no-such-word-anywhere")
         assert count() == 0 and rows() == 0
         b.type_into("#search", "")
@@ -70,6 +93,8 @@ def test_report_page_in_a_real_browser(chromium, keyword_model_dir, tmp_path, ca
 
         b.eval("document.getElementById('wrong').click()")
         assert count() == wrong and rows() == wrong
+        shown_wrong = b.eval("[...document.querySelectorAll('#list article.inst')].map(a => +a.dataset.index)")
+        assert sorted(shown_wrong) == sorted(r["index"] for r in records if r["predicted"] != r["label"])
         b.eval("document.getElementById('wrong').click()")
         for key in ("disagreement", "diff", "-diff", "prob", "index"):
             b.eval(f"(() => {{ const s = document.getElementById('sort'); s.value = '{key}'; s.dispatchEvent(new Event('change')); }})()")

@@ -46,15 +46,15 @@ def fitted_dataset_estimator(model, vocab: int = 200) -> DatasetEstimator:
 
 
 def test_loss_forms_paper_and_code():
-    # "code" is CE + beta*KL, "paper" KL + beta*CE. At beta 1 they are the same loss. Paper at beta b is
-    # b * (code at beta 1/b), and Adam ignores a constant scale of the loss (up to its eps): the same maps.
-    # At the default beta 1e-5 they differ: "paper" nearly only minimises information, so far less passes.
+    # "code" is CE + beta*KL, "paper" KL + beta*CE. Paper at beta b is b * (code at beta 1/b), and Adam
+    # ignores a constant scale of the loss (up to its eps): the same maps. (At beta 1 the two are one loss,
+    # so comparing them there proves nothing.) At the default beta 1e-5 they differ: "paper" nearly only
+    # minimises information, so far less passes.
     model = make_tiny_bert(vocab_size=200).double()
     ids, mask, target, types = batch()
     run = lambda loss, beta: BottleneckOptimizer(  # noqa: E731
         model, layer=1, beta=beta, steps=10, samples=4, estimator="reference", seed=1, loss=loss
     ).attribute(ids, mask, target, types)
-    torch.testing.assert_close(run("paper", 1.0), run("code", 1.0))
     torch.testing.assert_close(run("paper", 1e-2), run("code", 1e2), atol=1e-4, rtol=1e-3)  # Adam eps
     code, paper = run("code", 1e-5), run("paper", 1e-5)
     assert paper.sum() < 0.5 * code.sum(), (paper.sum(), code.sum())
@@ -313,7 +313,10 @@ def test_an_unfitted_dataset_estimator_is_an_error_not_a_silent_cache_read(tmp_p
     enc = tokenizer(texts[:3], padding=True, return_tensors="pt")
     with pytest.raises(LightningIBAError, match="no statistics"):
         BottleneckOptimizer(model, layer=1, estimator="dataset").attribute(enc["input_ids"], enc["attention_mask"], torch.tensor([0, 1, 0]))
-    reused = BottleneckOptimizer(model, layer=1, estimator=fitted.estimator)  # a fitted estimator object is used as is
+    loaded = DatasetEstimator.load(tmp_path / "iba_statistics.pt")  # the saved statistics, read back: a new object
+    assert loaded is not fitted.estimator and loaded.fitted
+    reused = BottleneckOptimizer(model, layer=1, estimator=loaded)  # a fitted estimator object is used as is
+    assert reused.estimator is loaded
     torch.testing.assert_close(reused.attribute(enc["input_ids"], enc["attention_mask"], torch.tensor([0, 1, 0])),
                                fitted.attribute(enc["input_ids"], enc["attention_mask"], torch.tensor([0, 1, 0])))
 

@@ -98,11 +98,16 @@ def test_a_pretrained_encoder_without_a_fine_tuned_head_is_refused(tmp_path, tok
 def test_unwritable_outputs_fail_before_any_work(checkpoint, keyword_data, tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    err = one_line_error(capsys, evaluate, evaluation(checkpoint, keyword_data, blocker / "eval"))
+    # IBA with the dataset estimator: a run that got as far as building its methods would fit (and cache) statistics
+    iba = lambda out: ["--checkpoint", str(checkpoint), "--data_dir", str(keyword_data), "--out", str(out), *COMMON,  # noqa: E731
+                       "--methods", "iba", "--estimator.name", "dataset", "--iba.steps", "2", "--instances", "2", "--wandb", "false"]
+    err = one_line_error(capsys, evaluate, iba(blocker / "eval"))
     assert "--out" in err and "is not a folder" in err
     err = one_line_error(capsys, attribute, ["--checkpoint", str(checkpoint), "--text", "good", "--out", str(blocker)])
     assert "exists and is not a folder" in err
     assert not list(checkpoint.glob("iba_statistics-*.pt"))  # nothing was fitted
+    evaluate(iba(tmp_path / "eval"))  # the same run with a writable --out fits, and its statistics land where we looked
+    assert len(list(checkpoint.glob("iba_statistics-*.pt"))) == 1
 
 
 def test_damaged_results_on_resume_name_the_file_and_what_to_do(checkpoint, keyword_data, tmp_path, capsys):
