@@ -136,7 +136,7 @@ def test_killed_run_resumes_to_the_same_table(checkpoint, keyword_data, tmp_path
     with shard.open("a") as fh:
         fh.write('{"index": 3, "id": "cut sho')  # a record cut short by the kill
     at_kill = shard.read_bytes()
-    written = [l for l in at_kill.decode().splitlines(keepends=True) if l.endswith("}\n")]  # the complete records
+    written = [line for line in at_kill.decode().splitlines(keepends=True) if line.endswith("}\n")]  # the complete records
     assert len(written) >= 4
     capsys.readouterr()
     with pytest.raises(SystemExit) as info:
@@ -150,10 +150,10 @@ def test_killed_run_resumes_to_the_same_table(checkpoint, keyword_data, tmp_path
         assert (tmp_path / "whole" / name).read_text() == (tmp_path / "killed" / name).read_text(), name
     after = shard.read_bytes()
     assert after.startswith(at_kill), "the resumed run rewrote the records written before the kill"
-    complete = [l for l in after.decode().splitlines(keepends=True) if l.endswith("}\n")]
+    complete = [line for line in after.decode().splitlines(keepends=True) if line.endswith("}\n")]
     assert complete[: len(written)] == written  # byte for byte, in place
-    indices = [json.loads(l)["index"] for l in complete]  # a list: an instance evaluated twice shows up twice
-    expected = sorted(json.loads(l)["index"] for l in (tmp_path / "whole" / "shards" / "rank-0.jsonl").read_text().splitlines())
+    indices = [json.loads(line)["index"] for line in complete]  # a list: an instance evaluated twice shows up twice
+    expected = sorted(json.loads(line)["index"] for line in (tmp_path / "whole" / "shards" / "rank-0.jsonl").read_text().splitlines())
     assert len(expected) == 32 and len(set(expected)) == 32
     assert sorted(indices) == expected, f"{len(indices)} complete records for 32 instances: each must be there exactly once"
 

@@ -29,6 +29,30 @@ def test_a_finished_stage_is_skipped_and_a_failed_one_runs_again(tmp_path):
     assert set(stages.done()) == {"a", "b"} and all(r["seconds"] >= 0 and r["command"].startswith("python -c ") for r in rows)
 
 
+def test_a_killed_stage_resumed_records_the_running_time_of_every_attempt(tmp_path, monkeypatch):
+    from lightning_iba.cli import reproduction_stages
+    from lightning_iba.cli.reproduction_summaries import stage_table
+
+    monkeypatch.setattr(reproduction_stages, "HEARTBEAT_SECONDS", 0.2)
+    stages = Stages(tmp_path / "results")
+    seen = tmp_path / "beat.json"
+    # the command reads the heartbeat of its own attempt while it runs
+    peek = [sys.executable, "-c", f"import shutil, time; time.sleep(1.5); shutil.copy({str(stages.running)!r}, {str(seen)!r})"]
+    stages.running.write_text(json.dumps({"stage": "other", "seconds": 500.0, "attempts": 4}))  # another stage's: ignored
+    stages.run("a", peek)
+    beat = json.loads(seen.read_text())
+    assert beat["stage"] == "a" and beat["attempts"] == 1 and 0.2 <= beat["seconds"] < 1.5
+    first = json.loads(stages.log.read_text().splitlines()[-1])
+    assert first["attempts"] == 1 and 1.5 <= first["seconds"] < 100 and not stages.running.exists()
+    # an attempt at "b" killed after 600 s left its heartbeat; the next attempt adds its own time to it
+    stages.running.write_text(json.dumps({"stage": "b", "seconds": 600.0, "attempts": 1}))
+    stages.run("b", [sys.executable, "-c", "pass"])
+    second = json.loads(stages.log.read_text().splitlines()[-1])
+    assert second["attempts"] == 2 and 600 <= second["seconds"] < 700 and not stages.running.exists()
+    lines = stage_table([first, second])
+    assert "(2 attempts)" in lines[3] and "attempts" not in lines[2]
+
+
 def test_stage_table_names_the_interpreter_python_also_in_older_records():
     from lightning_iba.cli.reproduction_summaries import stage_table
 

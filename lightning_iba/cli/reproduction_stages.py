@@ -1,5 +1,8 @@
 """The reproduction's stage runner: `Stages` runs each command once, skips it on the next run when it finished,
-and records the command, its wall time and the commit it ran with (`current_commit`) in `<results>/stages.jsonl`."""
+and records the command, its wall time and the commit it ran with (`current_commit`) in `<results>/stages.jsonl`.
+
+A stage killed mid-way (the machine's session ended) resumes when the reproduction is run again; its recorded wall
+time is the running time of every attempt, kept across kills by a heartbeat file (`<results>/running.json`)."""
 from __future__ import annotations
 
 import json
@@ -15,6 +18,7 @@ from lightning_iba.errors import LightningIBAError
 
 log = logging.getLogger("lightning_iba.reproduce")
 REPO = Path(__file__).resolve().parents[2]
+HEARTBEAT_SECONDS = 30  # a killed attempt's running time is known to within this
 
 
 class Stages:
@@ -22,6 +26,7 @@ class Stages:
 
     def __init__(self, results: Path):
         self.log = results / "stages.jsonl"
+        self.running = results / "running.json"  # {stage, seconds, attempts} of the stage in progress
         results.mkdir(parents=True, exist_ok=True)
 
     def done(self) -> dict[str, dict[str, Any]]:
@@ -35,17 +40,40 @@ class Stages:
             log.info("reproduce: %s done before (%.0f s), skipped", stage, finished["seconds"])
             return
         printable = printable_command(command)
-        log.info("reproduce: %s: %s", stage, printable)
+        earlier = self._earlier_attempts(stage)
+        log.info("reproduce: %s%s: %s", stage, f" (attempt {earlier['attempts'] + 1}, {earlier['seconds']:.0f} s before)"
+                 if earlier["attempts"] else "", printable)
         commit = current_commit()  # the code the stage runs with
         start = time.time()
-        result = subprocess.run(command, cwd=REPO)
-        seconds = round(time.time() - start, 1)
+        elapsed = lambda: round(earlier["seconds"] + time.time() - start, 1)  # noqa: E731
+        process = subprocess.Popen(command, cwd=REPO)
+        while True:
+            try:
+                returncode = process.wait(timeout=HEARTBEAT_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                self._beat(stage, elapsed(), earlier["attempts"] + 1)
+        seconds = elapsed()
         with self.log.open("a") as fh:
-            fh.write(json.dumps({"stage": stage, "command": printable, "seconds": seconds, "commit": commit,
-                                 "status": "done" if result.returncode == 0 else f"failed ({result.returncode})",
+            fh.write(json.dumps({"stage": stage, "command": printable, "seconds": seconds, "attempts": earlier["attempts"] + 1,
+                                 "commit": commit, "status": "done" if returncode == 0 else f"failed ({returncode})",
                                  "finished": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
-        if result.returncode != 0:
-            raise LightningIBAError(f"reproduce: stage {stage} failed (exit {result.returncode}); fix it and run the same command again")
+        self.running.unlink(missing_ok=True)
+        if returncode != 0:
+            raise LightningIBAError(f"reproduce: stage {stage} failed (exit {returncode}); fix it and run the same command again")
+
+    def _earlier_attempts(self, stage: str) -> dict[str, Any]:
+        """Running time and number of the killed attempts at `stage` (none if the heartbeat names another stage)."""
+        try:
+            beat = json.loads(self.running.read_text())
+        except (OSError, ValueError):
+            beat = {}
+        return beat if beat.get("stage") == stage else {"stage": stage, "seconds": 0.0, "attempts": 0}
+
+    def _beat(self, stage: str, seconds: float, attempts: int) -> None:
+        partial = self.running.with_suffix(".tmp")
+        partial.write_text(json.dumps({"stage": stage, "seconds": seconds, "attempts": attempts}))
+        partial.replace(self.running)  # atomic: a kill leaves the previous beat or this one
 
 
 def printable_command(command: list[str]) -> str:

@@ -150,9 +150,10 @@ INTERPRETER = re.compile(r"^/\S*/python[0-9.]*\s")
 
 
 def stage_table(stages: list[dict[str, Any]]) -> list[str]:
-    """The stages as Markdown table lines: status, wall time, commit and command of each."""
+    """The stages as Markdown table lines: status, wall time (over every attempt of a resumed stage), commit and command."""
+    attempts = lambda r: f" ({r['attempts']} attempts)" if r.get("attempts", 1) > 1 else ""  # noqa: E731
     return ["| stage | status | wall time | commit | command |", "|---|---|---|---|---|",
-            *[f"| {r['stage']} | {r['status']} | {r['seconds'] / 60:.1f} min | {r.get('commit', '')} | `{INTERPRETER.sub('python ', r['command'])}` |"
+            *[f"| {r['stage']} | {r['status']} | {r['seconds'] / 60:.1f} min{attempts(r)} | {r.get('commit', '')} | `{INTERPRETER.sub('python ', r['command'])}` |"
               for r in stages]]
 
 
@@ -164,9 +165,9 @@ def write_readme(s: ReproduceSettings, results: Path) -> Path:
         f"# Reproduction outputs ({Path(s.results).name})", "",
         "Written by `make reproduce PROFILE=cpu` (`python -m lightning_iba.cli.reproduce --config configs/reproduce/cpu.yaml`); "
         "run it again to continue after an interruption: finished stages are skipped.", "",
-        f"- code: commit(s) {', '.join(f'`{c}`' for c in commits) or 'none yet'} (per stage below; `+changes`: tracked files differed from it)",
+        f"- code: commit(s) {', '.join(f'`{c}`' for c in commits) or 'none yet'} (per stage below; `+changes`: tracked files other than `results/` differed from it)",
         f"- wall time of the finished stages: {sum(r['seconds'] for r in done) / 3600:.2f} h on this machine (sum over stages; "
-        "every stage's own command is below)",
+        "a stage resumed after a kill counts the running time of every attempt; every stage's own command is below)",
         "- `table1.md`: Table 1 with intervals beside the paper's; per dataset `<dataset>/`: `finetune_metrics.json`, "
         "`selection.json` (layer and beta chosen on validation), `layer-sweep/` (Figure 2a), `beta-selection/`, "
         "`eval-<split>/` (Table 1 column, Figure 1 curves, metrics, differences), `figure2b-<estimator>/` (Figure 2b).",
