@@ -88,10 +88,28 @@ def test_long_text_is_truncated_with_a_note(checkpoint, tmp_path, caplog):
     assert len(json.loads((tmp_path / "t" / "attribution.json").read_text())["tokens"]) == 16
 
 
+@pytest.fixture(scope="module")
+def aclimdb(tmp_path_factory) -> Path:
+    """aclImdb with 20 train and 20 test reviews: source local gives train, validation (carved) and test."""
+    from fixtures_data import write_aclimdb
+
+    return write_aclimdb(tmp_path_factory.mktemp("aclimdb"), n_per_class=10)
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
         (["--text", "   "], "the text to explain is empty"),
+        (["--text", TEXT, "--text_pair", "  "], "error: the second segment to explain (--text_pair) is empty; leave it out for a single text"),
+        (["--index", "20", "--source", "local", "--data_dir", "{data}"], "error: --index 20 is outside 0..19 of imdb test"),
+        (["--index", "-1", "--source", "local", "--data_dir", "{data}"], "error: --index -1 is outside 0..19 of imdb test"),
+        (["--text", TEXT, "--index", "0"], "error: give --text or --index, not both"),
+        (["--index", "0", "--text_pair", "A second text."], "error: --text_pair goes with --text; an --index instance brings its own second segment"),
+        (["--text", TEXT, "--text_pair", "A second text."], "error: imdb explains single texts: leave out --text_pair"),
+        (["--text", TEXT, "--dataset", "rte"], "error: rte explains sentence pairs: give the second segment with --text_pair too"),
+        (["--index", "0", "--source", "local", "--data_dir", "{data}", "--split", "dev"],
+         "error: dataset imdb has no split 'dev'; valid: train, validation, test"),
+        (["--text", TEXT, "--dataset", "null"], "error: {checkpoint} records no task (not exported by `make finetune`); pass --dataset"),
         (["--text", TEXT, "--layer", "7"], "layer 7 is out of range; valid: 0..3"),
         (["--text", TEXT, "--target", "5"], "target '5' is not a label of this model; valid: 0 (negative), 1 (positive)"),
         (["--text", TEXT, "--iba.beta", "0"], "error: beta must be > 0, not 0.0"),
@@ -105,12 +123,13 @@ def test_long_text_is_truncated_with_a_note(checkpoint, tmp_path, caplog):
         ([], "give --text"),
     ],
 )
-def test_bad_input(checkpoint, tmp_path, capsys, extra, message):
+def test_bad_input(checkpoint, aclimdb, tmp_path, capsys, extra, message):
+    fill = lambda text: text.replace("{data}", str(aclimdb)).replace("{checkpoint}", str(checkpoint))  # noqa: E731
     with pytest.raises(SystemExit) as info:
-        run(checkpoint, tmp_path / "x", *extra)
+        run(checkpoint, tmp_path / "x", *map(fill, extra))
     assert info.value.code == 2
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    assert fill(message) in err and "Traceback" not in err
 
 
 def test_missing_checkpoint_says_how_to_make_one(tmp_path, capsys):
@@ -129,3 +148,47 @@ def test_default_checkpoint_is_the_demo_then_imdb(tmp_path, monkeypatch, capsys)
     (tmp_path / "runs/imdb/model").mkdir(parents=True)
     (tmp_path / "runs/imdb/model/config.json").write_text("{}")
     assert default_checkpoint() == Path("runs/imdb/model")
+
+
+def segment_types(input_ids: list[int], sep_id: int) -> list[int]:
+    """What BERT's token_type_ids must be for [CLS] a [SEP] b [SEP]: 0 up to the first [SEP], 1 after it."""
+    first = input_ids.index(sep_id)
+    return [0] * (first + 1) + [1] * (len(input_ids) - first - 1)
+
+
+@pytest.fixture
+def iba_inputs(monkeypatch) -> list[dict]:
+    """The input_ids and token_type_ids of every BottleneckOptimizer run, recorded as they reach it."""
+    from lightning_iba.attribution.optimizer import BottleneckOptimizer
+
+    calls: list[dict] = []
+    run_ = BottleneckOptimizer._run
+
+    def spy(self, input_ids, attention_mask, target, token_type_ids, layers):
+        calls.append({"input_ids": input_ids.tolist(), "token_type_ids": None if token_type_ids is None else token_type_ids.tolist()})
+        return run_(self, input_ids, attention_mask, target, token_type_ids, layers)
+
+    monkeypatch.setattr(BottleneckOptimizer, "_run", spy)
+    return calls
+
+
+def test_a_sentence_pair_reaches_iba_with_its_second_segment_marked(checkpoint, tokenizer, tmp_path, iba_inputs):
+    """--text/--text_pair and --index of a pair task: two segments, token type 1 on the second, in what IBA computes on."""
+    from fixtures_data import write_rte
+
+    # the keyword checkpoint records no task: --dataset rte is its task here, no transfer
+    pair = ["--checkpoint", str(checkpoint), "--dataset", "rte", "--estimator.name", "reference", "--layer", "1",
+            "--iba.steps", "2", "--iba.samples", "2"]
+    given = main([*pair, "--text", TEXT, "--text_pair", "The music was long.", "--out", str(tmp_path / "given")])
+    assert given["task"] == "rte" and given["text_pair"] == "The music was long."
+    assert given["tokens"].count("[SEP]") == 2 and given["tokens"][-3:] == ["long", ".", "[SEP]"]
+    expected = tokenizer(TEXT, "The music was long.")
+    assert iba_inputs[-1]["input_ids"] == [expected["input_ids"]]
+    assert iba_inputs[-1]["token_type_ids"] == [expected["token_type_ids"]] == [segment_types(expected["input_ids"], tokenizer.sep_token_id)]
+    assert 1 in iba_inputs[-1]["token_type_ids"][0]
+
+    data = write_rte(tmp_path / "rte", n=20)
+    row = main([*pair, "--index", "3", "--source", "local", "--data_dir", str(data), "--out", str(tmp_path / "row")])
+    assert (row["text"], row["text_pair"], row["gold"]) == ('The "cat" sat on mat 3.', "A cat sat 3.", 1)  # RTE/dev.tsv row 3
+    ids, types = iba_inputs[-1]["input_ids"][0], iba_inputs[-1]["token_type_ids"][0]
+    assert ids == tokenizer(row["text"], row["text_pair"])["input_ids"] and types == segment_types(ids, tokenizer.sep_token_id)

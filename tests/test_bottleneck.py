@@ -262,6 +262,32 @@ def test_a_statistics_file_with_another_key_inside_is_not_trusted(tmp_path, toke
     assert calls == [1]
 
 
+@pytest.mark.parametrize("damage", ["text", "empty", "truncated", "foreign"])
+def test_an_unreadable_statistics_file_is_refitted_over_with_one_log_line(tmp_path, tokenizer, caplog, damage):
+    """The cache holds fits, not the user's data: a damaged or foreign file under a key's name is fitted again and replaced."""
+    model = make_tiny_bert(layers=2)
+    path = statistics_file(tmp_path, _key())
+    if damage == "truncated":  # half a real statistics file
+        load_or_fit(model, _key(), TEXTS, tokenizer, tmp_path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "foreign":  # a torch file, but not one of ours
+        torch.save({"weights": torch.zeros(2)}, path)
+    else:
+        path.write_bytes(b"" if damage == "empty" else b"not a statistics file\n" * 3)
+    with pytest.raises(LightningIBAError) as info:
+        DatasetEstimator.load(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)  # one line, not torch's page of advice
+    calls = []
+    caplog.set_level("INFO", logger="lightning_iba.attribution")
+    refit = load_or_fit(model, _key(), lambda: calls.append(1) or TEXTS, tokenizer, tmp_path)
+    assert calls == [1] and refit.metadata["key"] == _key().as_dict()
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and str(path) in warned[0] and warned[0].endswith("; refitting, the new fit replaces it")
+    assert torch.equal(DatasetEstimator.load(path).mean, refit.mean)  # replaced: the next run reads it
+    again = load_or_fit(model, _key(), lambda: pytest.fail("the refitted statistics were not reused"), tokenizer, tmp_path)
+    assert torch.equal(again.mean, refit.mean)
+
+
 def test_load_or_fit_without_texts_is_a_clear_error(tmp_path, tokenizer):
     with pytest.raises(LightningIBAError, match="needs texts"):
         load_or_fit(make_tiny_bert(), _key(num_layers=4), [], tokenizer, tmp_path)

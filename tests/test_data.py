@@ -112,6 +112,37 @@ def test_label_out_of_range(tmp_path):
         load_splits("rte", "local", write_rte(tmp_path / "r", bad_label="maybe"))
 
 
+def test_hub_labels_outside_the_task_are_an_error_naming_split_and_row(monkeypatch):
+    """The hub's rows are not read through a label map: the schema refuses a label id the task lacks, e.g. GLUE's -1."""
+    import datasets
+
+    import lightning_iba.data.hub_source as hub_source
+
+    served = {"train": [0, 1, 1, 0], "validation": [-1, -1, -1]}  # GLUE's unlabelled test splits carry -1
+
+    def load_dataset(name, config, split):
+        assert (name, config) == ("nyu-mll/glue", "rte")
+        labels = served[split]
+        return datasets.Dataset.from_dict({"sentence1": [f"Premise {i}." for i in range(len(labels))],
+                                           "sentence2": [f"Hypothesis {i}." for i in range(len(labels))],
+                                           "label": labels, "idx": list(range(len(labels)))})
+
+    monkeypatch.setattr(hub_source, "hub_reachable", lambda: True)
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    message = "rte test (nyu-mll/glue validation from the hub): label -1 of '0' is outside 0..1 (3 such rows) (-1: an unlabelled split, like the hub's GLUE test splits?)"
+    with pytest.raises(DataSourceError, match=f"^{re.escape(message)}$"):
+        load_splits("rte", "hub")
+    served["validation"] = [0, 1, 2]
+    with pytest.raises(DataSourceError, match=re.escape("rte test (nyu-mll/glue validation from the hub): label 2 of '2' is outside 0..1 (1 such rows)") + "$"):
+        load_splits("rte", "hub")
+
+
+def test_a_split_of_empty_texts_alone_is_an_error(tmp_path):
+    write_rte(tmp_path, n=0, empty_rows=3)  # every premise blank
+    with pytest.raises(DataSourceError, match=r"^rte train \(.*RTE/train\.tsv\): no non-empty texts$"):
+        load_splits("rte", "local", tmp_path)
+
+
 def test_empty_texts_dropped_with_a_count(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="lightning_iba.data"):
         d = load_splits("rte", "local", write_rte(tmp_path, n=8, empty_rows=2), validation_fraction=0.25)
@@ -145,21 +176,56 @@ def test_hub_unreachable_without_env_flag(monkeypatch):
         hub_reachable.cache_clear()
 
 
-#: what source local needs of each task: imdb reads aclImdb/test alone (evaluation needs no train)
-LOCAL_NEEDS = {"imdb": "aclImdb/test", "agnews": "ag_news_csv/train.csv", "rte": "RTE/train.tsv", "mnli": "MNLI/train.tsv",
-               "rotten_tomatoes": "rt-polaritydata/rt-polarity.pos"}
+#: what source local needs of each task in ../shared/data: imdb reads aclImdb/test alone (evaluation needs no train)
+LOCAL_NEEDS = {"imdb": "aclImdb/test", "rte": "RTE/train.tsv"}
+#: real files of ../shared/data (PROVENANCE.md) that source local reads under other names, linked in a folder under
+#: those: AG News's 13,775-row train subset as train.csv; for MNLI, GLUE-format tsv files of LM-BFF's k-shot samples
+#: (all GLUE train rows) in the place of train, dev_matched and dev_mismatched. Rotten Tomatoes has no files there
+#: (only the bundled package's rows), so its local reader is tested on fixtures alone.
+LINKED_REAL_FILES = {
+    "agnews": {"ag_news_csv/train.csv": "ag_news_csv/train_subset.csv", "ag_news_csv/test.csv": "ag_news_csv/test.csv"},
+    "mnli": {"MNLI/train.tsv": "mnli_train_sample/k-shot/MNLI/16-13/train.tsv",
+             "MNLI/dev_matched.tsv": "mnli_train_sample/k-shot/MNLI/16-13/dev_matched.tsv",
+             "MNLI/dev_mismatched.tsv": "mnli_train_sample/k-shot/MNLI/16-21/dev_matched.tsv"},
+}
 
 
-@pytest.mark.parametrize("task", ["imdb", "agnews", "rte", "mnli", "rotten_tomatoes"])
-def test_real_files_in_shared_data(shared_data, task):
-    if not (shared_data / LOCAL_NEEDS[task]).exists():
+@pytest.mark.parametrize("task", ["imdb", "agnews", "rte", "mnli"])
+def test_real_files_in_shared_data(shared_data, tmp_path, task):
+    root = shared_data
+    if task in LINKED_REAL_FILES:
+        root = tmp_path
+        for name, real in LINKED_REAL_FILES[task].items():
+            if not (shared_data / real).is_file():
+                pytest.skip(f"{real} is not in ../shared/data")
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).symlink_to((shared_data / real).resolve())
+    elif not (shared_data / LOCAL_NEEDS[task]).exists():
         pytest.skip(f"{LOCAL_NEEDS[task]} is not in ../shared/data")
-    d = load_splits(task, "local", shared_data)
+    d = load_splits(task, "local", root)
     for split in get_task(task).eval_splits:
         assert len(d[split]) > 0 and max(d[split]["label"]) < get_task(task).num_labels
+    sizes = {k: len(v) for k, v in d.items()}
     if task == "imdb" and not (shared_data / "aclImdb" / "train").exists():  # the test folder alone: nothing carved
         assert list(d) == ["test"] and len(d["test"]) == 25000 and Counter(d["test"]["label"]) == {0: 12500, 1: 12500}
         assert d["test"][0]["id"] == "test/neg/0_2" and d["test"][0]["text"].startswith("Once again Mr. Costner has dragged out a movie")
+    if task == "rte":
+        assert sizes == {"train": 2241, "validation": 249, "test": 277}
+        assert (d["test"][0]["text_pair"], d["test"][0]["label"]) == ("Christopher Reeve had an accident.", 1)  # not_entailment
+    if task == "agnews":
+        assert sizes == {"train": 12397, "validation": 1378, "test": 7600}
+        assert Counter(d["train"]["label"]) + Counter(d["validation"]["label"]) == {0: 3380, 1: 3354, 2: 3385, 3: 3656}
+        assert sorted(Counter(d["test"]["label"]).values()) == [1900] * 4
+        assert d["test"][0]["label"] == 2 and d["test"][0]["text"].startswith("Fears for T N pension after talks Unions representing")
+    if task == "mnli":
+        assert sizes == {"train": 43, "validation": 5, "test": 48, "test_mismatched": 48}
+        assert Counter(d["train"]["label"]) + Counter(d["validation"]["label"]) == {0: 16, 1: 16, 2: 16}
+        assert Counter(d["test"]["label"]) == Counter(d["test_mismatched"]["label"]) == {0: 16, 1: 16, 2: 16}
+        for split, name in (("test", "dev_matched.tsv"), ("test_mismatched", "dev_mismatched.tsv")):
+            header, first = ((root / "MNLI" / name).read_text(encoding="utf-8").splitlines()[i].split("\t") for i in (0, 1))
+            row = dict(zip(header, first))
+            assert d[split][0] == {"id": row["index"], "text": row["sentence1"], "text_pair": row["sentence2"],
+                                   "label": ["entailment", "neutral", "contradiction"].index(row["gold_label"])}
 
 
 def test_datamodule_tokenises_pairs_and_pads_per_batch(tmp_path, bundled_model_path):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from conftest import REPO
 from keyword_task import make_keyword_texts
 from lightning_iba.cli.evaluate import main
+from lightning_iba.errors import LightningIBAError
 
 COMMON = ["--dataset", "imdb", "--source", "local", "--max_length", "32", "--layer", "1", "--estimator.texts", "64", "--batch_size", "4"]
 
@@ -190,6 +192,29 @@ def test_bad_input(checkpoint, keyword_data, tmp_path, capsys, caplog):
     assert "--resume with different settings" in err and "instances: 500 -> 30" in err
 
 
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--sweep", "depth"], "unknown sweep 'depth'; valid: layer, beta"),
+        (["--instances", "0"], "instances must be at least 1 (or null for the whole split), got 0"),
+        (["--precision", "16"], "precision must be 32 or bf16, got '16'"),
+        (["--batch_size", "0"], "batch_size must be at least 1, got 0"),
+        (["--devices", "0"], "devices must be at least 1, got 0"),
+        (["--num_nodes", "-1"], "num_nodes must be at least 1, got -1"),
+    ],
+)
+def test_bad_evaluation_settings_are_one_line_errors_before_any_work(tmp_path, capsys, extra, message):
+    from lightning_iba.cli.evaluate import EvaluationSettings
+
+    with pytest.raises(SystemExit) as info:
+        main(["--checkpoint", str(tmp_path / "no_model"), "--out", str(tmp_path / "eval"), *extra])  # refused before the model is looked for
+    assert info.value.code == 2
+    assert capsys.readouterr().err == f"error: {message}\n" and not (tmp_path / "eval").exists()
+    name, value = extra[0][2:], extra[1]
+    with pytest.raises(LightningIBAError, match=f"^{re.escape(message)}$"):
+        EvaluationSettings(**{name: value if name in ("sweep", "precision") else int(value)})
+
+
 def test_protocol_variants_and_seed_repeats_in_one_run(sensitive_checkpoint, keyword_data, tmp_path):
     """Both estimators, both IG targets and an IBA repeat with another seed, one table; the repeat's spread is reported."""
     from lightning_iba.evaluation.shards import read_records
@@ -270,3 +295,114 @@ def test_records_keep_token_ids_and_scores_unless_told_not_to(checkpoint, keywor
         assert r["predicted"] in (0, 1) and abs(sum(r["probs"]) - 1) < 1e-4 and r["probs"][r["label"]] == pytest.approx(r["original_prob"], abs=1e-5)
     main(args(checkpoint, keyword_data, tmp_path / "without", "--methods", "random", "--instances", "6", "--wandb", "false", "--store_scores", "false"))
     assert all("scores" not in r and "input_ids" not in r for r in read_records(tmp_path / "without"))
+
+
+# ---------------------------------------------------------------- sentence pairs
+
+
+def test_tokenize_instances_gives_pairs_their_segments(tokenizer, tmp_path):
+    from fixtures_data import write_rte
+    from lightning_iba.cli.evaluate import tokenize_instances
+    from lightning_iba.data.sources import load_splits
+
+    split = load_splits("rte", "local", write_rte(tmp_path, n=12))["test"]
+    instances = tokenize_instances(split, [1, 10, 4], tokenizer, 16)
+    assert [i.index for i in instances] == [1, 4, 10]  # longest first, then by index: these are equally long
+    for inst in instances:
+        row = split[inst.index]
+        expected = tokenizer(row["text"], row["text_pair"], truncation=True, max_length=16)
+        assert (inst.id, inst.label) == (row["id"], row["label"])
+        assert inst.input_ids == expected["input_ids"] and inst.token_type_ids == expected["token_type_ids"]
+        sep = inst.input_ids.index(tokenizer.sep_token_id)
+        assert inst.token_type_ids == [0] * (sep + 1) + [1] * (len(inst.input_ids) - sep - 1)
+
+
+def test_sentence_pairs_reach_iba_with_their_second_segment_marked(keyword_model_dir, tokenizer, tmp_path, monkeypatch):
+    """An RTE evaluation of an IMDB model (a transfer) end to end: each instance of RTE/dev.tsv reaches IBA as
+    [CLS] premise [SEP] hypothesis [SEP], token type 1 on the hypothesis."""
+    from conftest import copy_model
+    from fixtures_data import write_rte
+    from lightning_iba.attribution.optimizer import BottleneckOptimizer
+
+    seen: list[tuple[list[int], list[int], list[int]]] = []  # input_ids, attention_mask, token_type_ids of each row
+    run_ = BottleneckOptimizer._run
+
+    def spy(self, input_ids, attention_mask, target, token_type_ids, layers):
+        seen.extend(zip(input_ids.tolist(), attention_mask.tolist(), token_type_ids.tolist()))
+        return run_(self, input_ids, attention_mask, target, token_type_ids, layers)
+
+    monkeypatch.setattr(BottleneckOptimizer, "_run", spy)
+    data = write_rte(tmp_path / "rte", n=20)
+    checkpoint = copy_model(keyword_model_dir, tmp_path / "model", lightning_iba_task="imdb")
+    report = main(args(checkpoint, data, tmp_path / "eval", "--dataset", "rte", "--allow_task_transfer", "true", "--methods", "iba",
+                       "--instances", "6", "--iba.steps", "2", "--iba.samples", "2", "--estimator.texts", "8", "--wandb", "false",
+                       "--degradation.sufficiency", "false"))
+    assert report.table1["n"].tolist() == [6]
+    settings = json.loads((tmp_path / "eval" / "settings.json").read_text())
+    assert settings["dataset"] == "rte" and settings["task_transfer"] is True
+    dev = [tokenizer(f'The "cat" sat on mat {i}.', f"A cat sat {i}.", truncation=True, max_length=32) for i in range(20)]  # RTE/dev.tsv
+    assert len(seen) == 6
+    matched = set()
+    for ids, mask, types in seen:
+        n = sum(mask)
+        i = next(i for i, enc in enumerate(dev) if enc["input_ids"] == ids[:n])
+        assert types[:n] == dev[i]["token_type_ids"] and types[n:] == [0] * (len(ids) - n)
+        sep = ids.index(tokenizer.sep_token_id)
+        assert types[:n] == [0] * (sep + 1) + [1] * (n - sep - 1) and sep < n - 2
+        matched.add(i)
+    assert len(matched) == 6
+
+
+# ---------------------------------------------------------------- non-finite scores
+
+
+class NaNScores:
+    """A method scoring every token 1, but NaN in the rows whose target is `bad_target`, from call `from_call` on."""
+
+    name = "stub"
+
+    def __init__(self, bad_target: int, from_call: int = 1, inner=None):
+        self.bad_target, self.from_call, self.inner, self.calls = bad_target, from_call, inner, 0
+
+    def attribute(self, input_ids, attention_mask, target, token_type_ids=None):
+        import torch
+
+        self.calls += 1
+        scores = torch.ones(input_ids.shape) if self.inner is None else self.inner.attribute(input_ids, attention_mask, target, token_type_ids).clone()
+        if self.calls >= self.from_call:
+            scores[target == self.bad_target] = float("nan")
+        return scores * attention_mask
+
+
+def test_non_finite_scores_are_one_line_errors_naming_method_and_instances():
+    """In the instances' own scores and in the plausibility windows' scores."""
+    from conftest import make_tiny_bert
+    from lightning_iba.data.tokens import SpecialTokens
+    from lightning_iba.evaluation.degradation import DegradationSettings
+    from lightning_iba.evaluation.run import EvaluationModule, Instance, collate
+
+    special = SpecialTokens(pad_id=0, mask_id=4, special_ids=(0, 1, 2))  # [PAD], [CLS], [SEP]
+    instances = [Instance(0, "a", 1, [1, 10, 11, 12, 2], [0] * 5), Instance(1, "b", 0, [1, 20, 21, 2], [0] * 4),
+                 Instance(2, "c", 1, [1, 30, 2], [0] * 3)]
+    module = lambda method: EvaluationModule(make_tiny_bert(vocab_size=100, layers=2), [("stub", method)], special,  # noqa: E731
+                                             DegradationSettings(), batch_size=4)
+    with pytest.raises(LightningIBAError, match=r"^method stub gave non-finite scores for instances \['a', 'c'\]$"):
+        module(NaNScores(bad_target=1)).predict_step(collate(instances, 0), 0)
+    assert len(module(NaNScores(bad_target=1, from_call=2)).predict_step(collate(instances, 0), 0)) == 3  # finite: records
+
+    instances[1].windows, instances[1].pieces = [(2, [1, 22, 23, 2])], 4  # "b" is longer than its input: one more window
+    with pytest.raises(LightningIBAError, match=r"^method stub gave non-finite scores in a window of instances \['b'\]$"):
+        module(NaNScores(bad_target=0, from_call=2)).predict_step(collate(instances, 0), 0)
+
+
+def test_non_finite_scores_stop_evaluate_py_with_one_line(checkpoint, keyword_data, tmp_path, monkeypatch, capsys):
+    import lightning_iba.cli.evaluate as cli
+
+    build = cli.build_attributor
+    monkeypatch.setattr(cli, "build_attributor", lambda *a, **kw: NaNScores(bad_target=1, inner=build(*a, **kw)))
+    with pytest.raises(SystemExit) as info:
+        main(args(checkpoint, keyword_data, tmp_path / "eval", "--methods", "random", "--instances", "8", "--batch_size", "8", "--wandb", "false"))
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert "Traceback" not in err and re.fullmatch(r"error: method random gave non-finite scores for instances \['test/pos/\d+_9'(, 'test/pos/\d+_9')*\]", last), err

@@ -251,6 +251,40 @@ def test_bad_inputs_are_clear_errors():
         iba.attribute_layers(ids, mask, target, layers=[0, 7])
 
 
+def test_inputs_of_mismatched_shapes_or_target_counts_are_clear_errors():
+    iba = BottleneckOptimizer(make_tiny_bert(vocab_size=200), layer=1, estimator="reference", steps=1, samples=2)
+    ids, mask, target, types = batch(lengths=(4, 3))
+    with pytest.raises(LightningIBAError, match=r"^input_ids and attention_mask must both be \[batch, tokens\]; got \(2, 4\) and \(2, 3\)$"):
+        iba.attribute(ids, mask[:, :3], target)
+    with pytest.raises(LightningIBAError, match=r"^input_ids and attention_mask must both be \[batch, tokens\]; got \(4,\) and \(4,\)$"):
+        iba.attribute(ids[0], mask[0], target[:1])
+    with pytest.raises(LightningIBAError, match=r"^token_type_ids must have the shape of input_ids$"):
+        iba.attribute(ids, mask, target, types[:, :3])
+    with pytest.raises(LightningIBAError, match=r"^target has 3 entries for 2 instances$"):
+        iba.attribute(ids, mask, torch.tensor([0, 1, 1]))
+    with pytest.raises(LightningIBAError, match=r"^target has 2 entries for 1 instances$"):
+        iba.attribute(ids[:1], mask[:1], torch.tensor([0, 1]))
+
+
+def test_a_single_target_is_explained_for_every_instance():
+    iba = BottleneckOptimizer(make_tiny_bert(vocab_size=200), layer=1, estimator="reference", steps=2, samples=2, seed=3)
+    ids, mask, _, types = batch(lengths=(6, 4, 5))
+    each = iba.attribute(ids, mask, torch.tensor([1, 1, 1]), types)
+    for single in (1, torch.tensor(1), torch.tensor([1])):
+        torch.testing.assert_close(iba.attribute(ids, mask, single, types), each, rtol=0, atol=0)
+    assert not torch.equal(iba.attribute(ids, mask, torch.tensor([0, 0, 0]), types), each)  # the target is used
+
+
+def test_token_types_reach_the_model():
+    """A second segment (token type 1) changes the scores; no token types is BERT's default, all zeros."""
+    iba = BottleneckOptimizer(make_tiny_bert(vocab_size=200), layer=1, estimator="reference", steps=2, samples=2, seed=3)
+    ids, mask, target, types = batch(lengths=(8, 6))
+    assert types.sum(1).tolist() == [4, 3]
+    plain = iba.attribute(ids, mask, target)
+    torch.testing.assert_close(iba.attribute(ids, mask, target, torch.zeros_like(types)), plain, rtol=0, atol=0)
+    assert not torch.allclose(iba.attribute(ids, mask, target, types), plain)
+
+
 def test_unrecognised_encoder_is_a_clear_error():
     class Classifier(nn.Module):
         def __init__(self):

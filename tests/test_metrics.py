@@ -94,3 +94,21 @@ def test_incomplete_or_malformed_results_are_rejected(frame):
         aopc(frame.drop(columns=["prob"]))
     with pytest.raises(LightningIBAError, match="steps"):
         curves_frame("A", A, [0.0, 1.0])
+
+
+def test_merged_records_keep_the_first_of_a_repeat_and_name_missing_instances(tmp_path):
+    import json
+    import re
+
+    from lightning_iba.evaluation.report import merged_records
+
+    record = lambda i, p: {"index": i, "id": f"x{i}", "label": 0, "original_prob": p, "remove": {}, "keep": {}}  # noqa: E731
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "rank-0.jsonl").write_text("".join(json.dumps(record(i, 0.5)) + "\n" for i in (4, 0)))
+    (shards / "rank-1.jsonl").write_text("".join(json.dumps(record(i, 0.9)) + "\n" for i in (0, 2, 7)))  # 0 again; 7 not wanted
+    merged = merged_records(tmp_path, [0, 2, 4])
+    assert [(r["index"], r["original_prob"]) for r in merged] == [(0, 0.5), (2, 0.9), (4, 0.5)]  # index order; rank-0's 0 first
+    message = f"2 of 5 instances have no result in {tmp_path}/shards; run again with --resume"
+    with pytest.raises(LightningIBAError, match=f"^{re.escape(message)}$"):
+        merged_records(tmp_path, [0, 1, 2, 3, 4])

@@ -161,8 +161,8 @@ class DatasetEstimator:
             raise LightningIBAError(f"no IBA statistics file at {path}")
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # corrupt or foreign file
-            raise LightningIBAError(f"cannot read IBA statistics from {path}: {err}") from None
+        except Exception as err:  # corrupt or foreign file; torch's own message runs over many lines
+            raise LightningIBAError(f"cannot read IBA statistics from {path}: damaged or not a statistics file ({type(err).__name__})") from None
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             raise LightningIBAError(f"{path} is not an IBA statistics file")
         return cls(data["mean"], data["std"], data.get("metadata"), min_std=data.get("min_std", 1e-5))

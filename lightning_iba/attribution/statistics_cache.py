@@ -3,7 +3,8 @@
 The key holds the model's content fingerprint, its number of layers, `max_length` and the data the
 statistics were fitted on (task, source, split, number of texts, seed). Statistics are looked up by
 the key's digest, so a model retrained into the same folder, another `max_length` or other texts
-can never reuse a fit: a mismatch refits, and says so in one log line.
+can never reuse a fit: a mismatch refits, and says so in one log line. So does a cached file that
+cannot be read (damaged, or not a statistics file): the new fit replaces it.
 """
 from __future__ import annotations
 
@@ -82,13 +83,17 @@ def load_or_fit(
     moved there; a GPU run should fit on its GPU, not on the CPU the model was loaded to)."""
     path = statistics_file(cache_dir, key)
     if path.is_file():
-        estimator = DatasetEstimator.load(path)
-        if estimator.metadata.get("key") == key.as_dict():
-            hidden = int(getattr(model.config, "hidden_size", 0) or getattr(model.config, "dim", 0))
-            estimator.check_compatible(find_encoder(model).num_layers, hidden or int(estimator.mean.shape[1]))  # type: ignore[union-attr]
-            log.info("estimator: dataset statistics of %s from %s", key.describe(), path)
-            return estimator
-        log.info("estimator: %s does not hold the statistics it is named for (%s); refitting", path, _differences(estimator.metadata.get("key"), key))
+        try:
+            estimator = DatasetEstimator.load(path)
+        except LightningIBAError as err:  # a cache entry, not the user's data: fit again over it
+            log.warning("estimator: %s; refitting, the new fit replaces it", err)
+        else:
+            if estimator.metadata.get("key") == key.as_dict():
+                hidden = int(getattr(model.config, "hidden_size", 0) or getattr(model.config, "dim", 0))
+                estimator.check_compatible(find_encoder(model).num_layers, hidden or int(estimator.mean.shape[1]))  # type: ignore[union-attr]
+                log.info("estimator: dataset statistics of %s from %s", key.describe(), path)
+                return estimator
+            log.info("estimator: %s does not hold the statistics it is named for (%s); refitting", path, _differences(estimator.metadata.get("key"), key))
     else:
         others = sorted(p for p in Path(cache_dir).glob(f"{PREFIX}*.pt") if p != path) if Path(cache_dir).is_dir() else []
         if others:

@@ -114,11 +114,19 @@ def _instance(s: AttributeSettings, task: Task) -> tuple[str, str | None, int | 
     if s.index is None:
         if s.text is None:
             raise LightningIBAError("give --text (and --text_pair for pair tasks) or --index (an instance of --dataset)")
-        if not s.text.strip() or (s.text_pair is not None and not s.text_pair.strip()):
+        if not s.text.strip():
             raise LightningIBAError("the text to explain is empty")
+        if s.text_pair is not None and not s.text_pair.strip():
+            raise LightningIBAError("the second segment to explain (--text_pair) is empty; leave it out for a single text")
+        if task.is_pair and s.text_pair is None:
+            raise LightningIBAError(f"{task.name} explains sentence pairs: give the second segment with --text_pair too")
+        if not task.is_pair and s.text_pair is not None:
+            raise LightningIBAError(f"{task.name} explains single texts: leave out --text_pair")
         return s.text, s.text_pair, None
     if s.text is not None:
         raise LightningIBAError("give --text or --index, not both")
+    if s.text_pair is not None:
+        raise LightningIBAError("--text_pair goes with --text; an --index instance brings its own second segment")
     from lightning_iba.data.sources import load_splits
 
     splits = load_splits(task, s.source, s.data_dir, files=s.files)

@@ -37,9 +37,10 @@ def to_dataset(task: Task, split: str, rows: Rows, origin: str = "") -> Dataset:
     where = f" ({origin})" if origin else ""
     bad = [(i, y) for i, y in zip(ids, labels) if not 0 <= y < task.num_labels]
     if bad:
+        unlabelled = " (-1: an unlabelled split, like the hub's GLUE test splits?)" if bad[0][1] == -1 else ""
         raise DataSourceError(
             f"{task.name} {split}{where}: label {bad[0][1]} of {bad[0][0]!r} is outside 0..{task.num_labels - 1} "
-            f"({len(bad)} such rows)"
+            f"({len(bad)} such rows){unlabelled}"
         )
     keep = [i for i, t in enumerate(texts) if t and t.strip() and (pairs is None or (pairs[i] and pairs[i].strip()))]
     if len(keep) < len(texts):

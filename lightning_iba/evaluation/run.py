@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_iba.attribution.base import Attributor
+from lightning_iba.errors import LightningIBAError
 from lightning_iba.models.utils import freeze
 from lightning_iba.data.tokens import SpecialTokens
 from lightning_iba.evaluation.degradation import DegradationSettings, degradation_curve
@@ -46,7 +47,6 @@ def add_windows(instances: list[Instance], texts: dict[int, str], tokenizer: Any
     tokens, starting every `stride` pieces (data.rationales.window_starts; the first window is the
     truncated input itself); `texts`: index -> text. Returns how many instances got windows."""
     from lightning_iba.data.rationales import special_layout, window_starts
-    from lightning_iba.errors import LightningIBAError
 
     before, after = special_layout(tokenizer)
     size = max_length - before - after
@@ -153,7 +153,7 @@ class EvaluationModule(pl.LightningModule):
             with torch.enable_grad():
                 s = attributor.attribute(ids.to(device), mask.to(device), target.to(device), torch.zeros_like(ids).to(device))
             if not torch.isfinite(s[mask.bool().to(s.device)]).all():
-                raise FloatingPointError(f"method {name} gave non-finite scores in a window of instances {[batch['id'][i] for i, _, _ in chunk]}")
+                raise LightningIBAError(f"method {name} gave non-finite scores in a window of instances {[batch['id'][i] for i, _, _ in chunk]}")
             window_scores.extend(s.detach().double().cpu()[j, :len(window)] for j, (_, _, window) in enumerate(chunk))
         before, after = self.layout
         lengths = batch["attention_mask"].sum(1).tolist()
@@ -190,7 +190,7 @@ class EvaluationModule(pl.LightningModule):
                 scores = attributor.attribute(batch["input_ids"], batch["attention_mask"], batch["labels"], batch["token_type_ids"])
             if not torch.isfinite(scores).all():
                 bad = [batch["id"][i] for i in (~torch.isfinite(scores)).any(1).nonzero().flatten().tolist()]
-                raise FloatingPointError(f"method {name} gave non-finite scores for instances {bad}")
+                raise LightningIBAError(f"method {name} gave non-finite scores for instances {bad}")
             if self.store_scores:
                 token_scores[name] = scores.detach().float().cpu()
             remove[name] = self._curve(batch, scores, keep=False)
