@@ -349,3 +349,48 @@ def test_collect_copies_the_plausibility_files_and_writes_the_combined_summary(t
     assert "| eraser/imdb-transfer/evaluate-test | done | 10.0 min | abc1234 | `python evaluate.py --split test` |" in page
     assert "ERASER's test annotations differ" in page and "Wall time of the finished stages: 0.17 h" in page
     assert "eraser/plausibility.md" in (results / "README.md").read_text()
+
+
+def test_a_model_at_chance_on_validation_is_not_explained(tmp_path):
+    from lightning_iba.cli.reproduction_plans import ModelAtChance, check_above_chance
+    from lightning_iba.cli.reproduce import ReproduceSettings
+
+    model = tmp_path / "model"
+    model.mkdir()
+    write = lambda accuracy, n: (model / "finetune_metrics.json").write_text(json.dumps({"validation_acc": accuracy, "validation_n": n}))  # noqa: E731
+    s = ReproduceSettings()
+    write(0.558, 249)  # RTE from the pretrained MiniLM: 55.8 % [49.6 %, 61.9 %] on 249 pairs includes chance (50 %)
+    with pytest.raises(ModelAtChance, match=r"the rte model is not above chance on validation \(55.8% \[49.6%, 61.9%\] on 249, chance 50%\)"):
+        check_above_chance(s, "rte", "rte", model)
+    write(0.62, 249)  # [55.7 %, 67.7 %]: above chance
+    check_above_chance(s, "rte", "rte", model)
+    write(0.37, 1000)  # 3 labels: chance is 33 %, and [34.1 %, 40.1 %] is above it
+    check_above_chance(s, "mnli", "mnli", model)
+    write(0.35, 1000)  # [32.1 %, 38.0 %]: not
+    with pytest.raises(ModelAtChance, match="chance 33%"):
+        check_above_chance(s, "mnli", "mnli", model)
+    check_above_chance(ReproduceSettings(above_chance=False), "mnli", "mnli", model)  # the check switched off
+    (model / "finetune_metrics.json").unlink()
+    check_above_chance(s, "mnli", "mnli", model)  # nothing recorded: let through (with a warning)
+
+
+def test_a_stopped_plan_does_not_stop_the_others_and_the_run_says_which_stopped(tmp_path, monkeypatch, capsys):
+    from lightning_iba.cli import reproduce
+    from lightning_iba.cli.reproduction_plans import ModelAtChance
+
+    ran = []
+
+    def fake_dataset(s, plan, stages):
+        ran.append(plan.name)
+        if plan.name == "rte":
+            raise ModelAtChance("reproduce: the rte model is not above chance on validation")
+
+    monkeypatch.setattr(reproduce, "reproduce_dataset", fake_dataset)
+    monkeypatch.setattr(reproduce, "reproduce_rationales", lambda s, plan, stages: ran.append(f"eraser/{plan.name}"))
+    monkeypatch.setattr(reproduce, "collect", lambda s: None)
+    with pytest.raises(SystemExit) as info:
+        reproduce.main(["--config", "configs/reproduce/cpu.yaml", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")])
+    assert info.value.code == 2
+    assert ran == ["mnli", "rte", "agnews", "imdb", "eraser/imdb-transfer", "eraser/finetuned"]
+    err = capsys.readouterr().err
+    assert "1 plan(s) stopped, the others ran: rte (reproduce: the rte model is not above chance on validation)" in err

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from pathlib import Path
 
 from jsonargparse import ActionConfigFile, ArgumentParser
@@ -75,18 +76,19 @@ def main(args: list[str] | None = None) -> None:
     s = parse(args)
     stages = Stages(Path(s.results))
     start = time.time()
-    for plan in s.datasets:
-        if not s.runs_plan(plan.name):
-            continue
-        reproduce_dataset(s, plan, stages)
+    stopped: list[str] = []
+    plans = [(plan.name, partial(reproduce_dataset, s, plan)) for plan in s.datasets if s.runs_plan(plan.name)]
+    plans += [(f"eraser/{r.name}", partial(reproduce_rationales, s, r)) for r in s.rationales if s.runs_plan(r.name, rationale=True)]
+    for name, run in plans:
+        try:
+            run(stages)
+        except LightningIBAError as err:  # a failed stage or a model at chance stops its own plan, not the others
+            log.error("%s", err)
+            stopped.append(f"{name} ({err})")
         collect(s)
-    for rationale in s.rationales:
-        if not s.runs_plan(rationale.name, rationale=True):
-            continue
-        reproduce_rationales(s, rationale, stages)
-        collect(s)
-    collect(s)
     log.info("reproduce: finished in %.0f s (this invocation); stages and wall times in %s", time.time() - start, stages.log)
+    if stopped:
+        raise LightningIBAError(f"reproduce: {len(stopped)} plan(s) stopped, the others ran: " + "; ".join(stopped))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ choice, layer sweep, evaluate every split); Table 1's rule for the layer and bet
 from __future__ import annotations
 
 import json
+import logging
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -15,6 +16,8 @@ from lightning_iba.cli.reproduction_settings import DatasetPlan, RationalePlan, 
 from lightning_iba.cli.reproduction_stages import Stages
 from lightning_iba.errors import LightningIBAError
 from lightning_iba.evaluation.degradation import drop_column
+
+log = logging.getLogger("lightning_iba.reproduce")
 
 
 def sweep_rows(metrics_csv: Path, prefix: str) -> pd.DataFrame:
@@ -35,6 +38,35 @@ def best_row(metrics_csv: Path, prefix: str) -> tuple[str, float]:
 SELECTION_RULE = "largest drop at the headline fraction on validation instances (dataset estimator)"
 
 
+class ModelAtChance(LightningIBAError):
+    """A fine-tuned model that is not above chance on validation: its plan stops before anything is explained."""
+
+
+def check_above_chance(s: ReproduceSettings, plan_name: str, task_name: str, model: Path) -> None:
+    """ModelAtChance unless the model's validation accuracy (finetune_metrics.json) is above 1 / labels with 95 %
+    confidence (Wilson); a model without a recorded validation accuracy is let through with a warning."""
+    from lightning_iba.data.tasks import get_task
+    from lightning_iba.evaluation.intervals import wilson_interval
+
+    if not s.above_chance:
+        return
+    metrics_file = model / "finetune_metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    accuracy, n = metrics.get("validation_acc"), metrics.get("validation_n")
+    if accuracy is None or not n:
+        log.warning("reproduce: %s records no validation accuracy; cannot check that it is above chance", metrics_file)
+        return
+    chance = 1 / get_task(task_name).num_labels
+    lo, hi = wilson_interval(round(accuracy * n), n)
+    if lo <= chance:
+        raise ModelAtChance(
+            f"reproduce: the {plan_name} model is not above chance on validation ({accuracy:.1%} [{lo:.1%}, {hi:.1%}] on {n}, "
+            f"chance {chance:.0%}): its attributions would all look alike. Tune its fine-tune on validation (its configs), delete "
+            f"{model} and run again; the other plans go on")
+    log.info("reproduce: the %s model is above chance on validation: %.1f%% [%.1f, %.1f] on %d (chance %.0f%%)",
+             plan_name, 100 * accuracy, 100 * lo, 100 * hi, n, 100 * chance)
+
+
 def choose_layer_and_beta(s: ReproduceSettings, stages: Stages, prefix: str, runs: Path, command: Callable[..., list[str]],
                           validation: list[str]) -> dict[str, Any]:
     """Table 1's rule: a layer sweep, then a beta sweep at the chosen layer, on validation (`validation`: the
@@ -53,6 +85,7 @@ def reproduce_dataset(s: ReproduceSettings, plan: DatasetPlan, stages: Stages) -
     runs, results = Path(s.runs) / plan.name, Path(s.results) / plan.name
     results.mkdir(parents=True, exist_ok=True)
     stages.run(f"{plan.name}/finetune", finetune_command(plan.name, plan.finetune, runs), done_when=runs / "model" / "config.json")
+    check_above_chance(s, plan.name, plan.name, runs / "model")
     validation = ["--split", "validation", "--instances", str(s.validation_instances), *plan.validation]
     selection = choose_layer_and_beta(s, stages, plan.name, runs, partial(evaluate_command, s, plan), validation)
     layer, beta = selection["layer"], selection["beta"]
@@ -90,6 +123,7 @@ def reproduce_rationales(s: ReproduceSettings, plan: RationalePlan, stages: Stag
             stages.run(f"{prefix}/layer-sweep", command(runs / "layer-sweep", *validation, "--sweep", "layer"))
     else:
         stages.run(f"{prefix}/finetune", rationale_finetune_command(s, plan), done_when=model / "config.json")
+        check_above_chance(s, prefix, plan.dataset, model)
         selection = {**choose_layer_and_beta(s, stages, prefix, runs, command, validation), "chosen_on": f"{plan.dataset} validation ({plan.instances or 'all'} instances)"}
     selection.update(model=str(model), trained_on=plan.model_from or plan.dataset, evaluated_on=plan.dataset, transfer=plan.transfer,
                      max_length=plan.max_length)

@@ -97,6 +97,9 @@ class ReproduceSettings:
         wandb_project: the W&B project holding every run of the reproduction.
         rationales: the plausibility plans, run after the datasets.
         only: run only these datasets (default: all); "eraser" runs every plausibility plan, "eraser/<name>" one.
+        above_chance: a fine-tuned model is explained only if it is above chance on validation (the 95 % Wilson
+            interval of its validation accuracy above 1 / labels): near chance every attribution looks alike, so
+            its plan stops there, says so, and the other plans go on.
     """
 
     runs: str = "runs/cpu-minilm"
@@ -112,6 +115,7 @@ class ReproduceSettings:
     wandb_project: str = "lightning-iba-reproduce"
     rationales: list[RationalePlan] = field(default_factory=list)
     only: list[str] | None = None
+    above_chance: bool = True
 
     def runs_plan(self, name: str, rationale: bool = False) -> bool:
         """Whether `--only` lets the dataset (or the plausibility plan) `name` run."""
