@@ -263,6 +263,30 @@ def test_ig_class0_explains_class_0_for_every_instance(model, tokenizer):
     assert not torch.allclose(class0[:2], ig.attribute(ids, mask, gold, types)[:2])  # the gold class 1 differs
 
 
+@pytest.mark.parametrize("task_name, published", [("imdb", 1), ("rte", 0)])
+def test_ig_published_explains_the_published_codes_class_0_in_our_label_map(model, tokenizer, task_name, published):
+    """SPEC §6: the published code numbers IMDB pos = 0 (ours: neg = 0, pos = 1), RTE entailment = 0 (ours too)."""
+    from lightning_iba.data.tasks import get_task
+
+    ids, mask, types = encode(tokenizer, "single")
+    gold = torch.tensor([1, 0, 0])
+    scores = build_attributor("ig:published", model, tokenizer, task=get_task(task_name), n_steps=4).attribute(ids, mask, gold, types)
+    ig = build_attributor("ig", model, tokenizer, n_steps=4)
+    torch.testing.assert_close(scores, ig.attribute(ids, mask, torch.full_like(gold, published), types))
+    assert not torch.allclose(scores, ig.attribute(ids, mask, torch.full_like(gold, 1 - published), types))
+
+
+def test_the_published_class_0_is_each_tasks_published_label_0():
+    from lightning_iba.data.tasks import get_task
+
+    published = {name: get_task(name).label_names[get_task(name).published_class0] for name in ("imdb", "mnli", "agnews", "rte")}
+    assert published == {"imdb": "pos", "mnli": "contradiction", "agnews": "World", "rte": "entailment"}
+    with pytest.raises(LightningIBAError, match="needs the task"):
+        build_attributor("ig:published", None)
+    with pytest.raises(LightningIBAError, match="not known for rotten_tomatoes"):
+        build_attributor("ig:published", None, task=get_task("rotten_tomatoes"))
+
+
 def test_iba_variants_set_the_estimator_and_seed(model, tokenizer):
     assert build_attributor("iba:reference", model, layer=1).estimator.__class__.__name__ == "ReferenceEstimator"
     assert build_attributor("iba:reference@seed4", model, layer=1, seed=0).seed == 4

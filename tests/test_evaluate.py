@@ -219,7 +219,7 @@ def test_protocol_variants_and_seed_repeats_in_one_run(sensitive_checkpoint, key
     """Both estimators, both IG targets and an IBA repeat with another seed, one table; the repeat's spread is reported."""
     from lightning_iba.evaluation.shards import read_records
 
-    methods = "iba:dataset,iba:reference,iba:dataset@seed1,ig:gold,ig:class0"
+    methods = "iba:dataset,iba:reference,iba:dataset@seed1,ig:gold,ig:class0,ig:published"
     report = main(args(sensitive_checkpoint, keyword_data, tmp_path / "eval", "--methods", methods, "--instances", "12",
                        "--iba.steps", "4", "--ig.n_steps", "4", "--wandb", "false", "--degradation.sufficiency", "false"))
     table = pd.read_csv(tmp_path / "eval" / "table1.csv").set_index("method")
@@ -240,6 +240,11 @@ def test_protocol_variants_and_seed_repeats_in_one_run(sensitive_checkpoint, key
     assert by_label[0] and by_label[1]
     for r in by_label[0]:
         assert r["scores"]["ig:class0"] == r["scores"]["ig:gold"] and r["remove"]["ig:class0"] == r["remove"]["ig:gold"], r["index"]
+    # ig:published explains the published code's class 0, IMDB's positive (our label 1), for every instance
+    for r in by_label[1]:
+        assert r["scores"]["ig:published"] == r["scores"]["ig:gold"] and r["remove"]["ig:published"] == r["remove"]["ig:gold"], r["index"]
+    for r in by_label[0]:
+        assert r["scores"]["ig:published"] != r["scores"]["ig:gold"], r["index"]
     for r in by_label[1]:
         gold, class0 = np.array(r["scores"]["ig:gold"]), np.array(r["scores"]["ig:class0"])
         assert not np.allclose(class0, gold, rtol=1e-3, atol=1e-8), r["index"]
@@ -248,8 +253,8 @@ def test_protocol_variants_and_seed_repeats_in_one_run(sensitive_checkpoint, key
     assert spread.loc["iba:dataset", "seeds"] == 2
     assert spread.loc["iba:dataset", ["drop_11_std", "aopc_std", "comprehensiveness_std"]].gt(0).any(), spread
     stds = spread.filter(like="_std").columns
-    assert spread.loc[["iba:reference", "ig:gold", "ig:class0"], "seeds"].eq(1).all()
-    assert spread.loc[["iba:reference", "ig:gold", "ig:class0"], stds].isna().all().all()  # one run: no spread
+    assert spread.loc[["iba:reference", "ig:gold", "ig:class0", "ig:published"], "seeds"].eq(1).all()
+    assert spread.loc[["iba:reference", "ig:gold", "ig:class0", "ig:published"], stds].isna().all().all()  # one run: no spread
     for metric in ("drop_11", "aopc", "comprehensiveness"):  # the spread is over the two runs' own numbers
         pair = report.metrics.loc[["iba:dataset", "iba:dataset@seed1"], metric]
         assert spread.loc["iba:dataset", f"{metric}_std"] == pytest.approx(pair.std(ddof=1), abs=2e-6), metric

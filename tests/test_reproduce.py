@@ -29,6 +29,24 @@ def test_a_finished_stage_is_skipped_and_a_failed_one_runs_again(tmp_path):
     assert set(stages.done()) == {"a", "b"} and all(r["seconds"] >= 0 and r["command"].startswith("python -c ") for r in rows)
 
 
+def test_a_finished_stage_whose_command_changed_runs_again(tmp_path, caplog):
+    """Skipping a finished stage whose command is now another (e.g. other methods) would report the old run
+    under the new config; an older record naming this machine's interpreter path is the same command."""
+    stages = Stages(tmp_path / "results")
+    marker = tmp_path / "count.txt"
+    bump = lambda extra: [sys.executable, "-c", f"import pathlib; p = pathlib.Path({str(marker)!r}); p.write_text(str(int(p.read_text() if p.exists() else 0) + 1)) # {extra}"]  # noqa: E731
+    stages.run("a", bump("methods x"))
+    stages.run("a", bump("methods x"))
+    assert marker.read_text() == "1"
+    stages.run("a", bump("methods y"))  # changed: runs again, and says so
+    assert marker.read_text() == "2" and "a finished before with another command, so it runs again" in caplog.text
+    record = json.loads(stages.log.read_text().splitlines()[-1])
+    record["command"] = "/some/where/.venv/bin/python3.11 " + record["command"].removeprefix("python ")
+    stages.log.write_text(stages.log.read_text() + json.dumps(record) + "\n")
+    stages.run("a", bump("methods y"))  # the same command, recorded with an interpreter path: skipped
+    assert marker.read_text() == "2"
+
+
 def test_a_killed_stage_resumed_records_the_running_time_of_every_attempt(tmp_path, monkeypatch):
     from lightning_iba.cli import reproduction_stages
     from lightning_iba.cli.reproduction_summaries import stage_table
@@ -98,9 +116,9 @@ def test_table1_summary_reads_orderings_against_the_paper(tmp_path):
 
     folder = tmp_path / "eval-test"
     folder.mkdir()
-    pd.DataFrame({"method": ["iba:reference", "ig:class0", "random"], "dataset": "rte", "n": 277, "original_prob": 0.7,
+    pd.DataFrame({"method": ["iba:reference", "ig:published", "random"], "dataset": "rte", "n": 277, "original_prob": 0.7,
                   "drop_11": [0.05, 0.08, 0.01], "drop_11_lo": [0.03, 0.06, 0.0], "drop_11_hi": [0.07, 0.10, 0.02]}).to_csv(folder / "table1.csv", index=False)
-    pd.DataFrame({"method_a": ["iba:reference", "iba:reference", "ig:class0"], "method_b": ["ig:class0", "random", "random"],
+    pd.DataFrame({"method_a": ["iba:reference", "iba:reference", "ig:published"], "method_b": ["ig:published", "random", "random"],
                   "metric": "drop_11", "diff": [-0.03, 0.04, 0.07], "lo": [-0.05, 0.02, 0.05], "hi": [-0.01, 0.06, 0.09],
                   "excludes_zero": True}).to_csv(folder / "differences.csv", index=False)
     assert load_column(tmp_path / "absent", "rte", "test") is None

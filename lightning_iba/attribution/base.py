@@ -31,8 +31,8 @@ class Attributor(ABC):
 class FixedTarget(Attributor):
     """Another method explaining one fixed class for every instance, whatever `target` says.
 
-    The published code explains class 0 with IG for every instance; the degradation test still scores the
-    gold class, so this reproduces that protocol (`ig:class0`)."""
+    The published code explains its class 0 with IG for every instance; the degradation test still scores the
+    gold class, so this reproduces that protocol (`ig:published`, with its class 0 in this project's label map)."""
 
     def __init__(self, inner: Attributor, target: int):
         self.inner = inner

@@ -12,6 +12,7 @@ from torch import nn
 from lightning_iba.attribution.base import Attributor, FixedTarget
 from lightning_iba.attribution.baselines import AttentionScores, GradientXInput, IntegratedGradients, Lime, Occlusion, RandomScores
 from lightning_iba.attribution.optimizer import BottleneckOptimizer
+from lightning_iba.data.tasks import Task
 from lightning_iba.errors import LightningIBAError, UnknownNameError
 
 #: Method name -> its class: BottleneckOptimizer(model, **options), the baselines (model, tokenizer, **options).
@@ -29,9 +30,12 @@ METHODS = tuple(METHOD_CLASSES)
 
 #: Variants a method name may carry as `method:variant`, so one run can hold the paper's and the published
 #: code's protocols side by side. iba: the estimator (SPEC §3; bare `iba` follows the `estimator.name`
-#: setting); ig: the class explained, `gold` (the instance's label, what bare `ig` does) or `class0`
-#: (class 0 for every instance, as the published code does; the degradation still scores the gold class).
-VARIANTS: dict[str, tuple[str, ...]] = {"iba": ("dataset", "reference"), "ig": ("gold", "class0")}
+#: setting); ig: the class explained, `gold` (the instance's label, what bare `ig` does), `published` (for
+#: every instance the class the published code's label map numbers 0, as its IG does: IMDB positive, MNLI
+#: contradiction, AG News World, RTE entailment; `Task.published_class0`) or `class0` (label 0 of this
+#: project's map for every instance, which is the published class only for AG News and RTE). The degradation
+#: still scores the gold class.
+VARIANTS: dict[str, tuple[str, ...]] = {"iba": ("dataset", "reference"), "ig": ("gold", "published", "class0")}
 #: Methods whose scores depend on a seed: `method@seedK` repeats them with seed K (the seed-to-seed spread).
 SEEDED = ("iba", "lime", "random")
 
@@ -84,12 +88,18 @@ def parse_methods(spec: str | list[str] | tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def build_attributor(name: str, model: nn.Module, tokenizer=None, **options) -> Attributor:
+def build_attributor(name: str, model: nn.Module, tokenizer=None, *, task: Task | None = None, **options) -> Attributor:
     """Construct the named method on `model`; `options` go to its constructor (e.g. n_steps for ig).
 
-    A variant or seed suffix in `name` sets the matching option (iba: estimator, seed; ig:class0: a
-    fixed target); options given explicitly for those are overridden by the name."""
+    A variant or seed suffix in `name` sets the matching option (iba: estimator, seed; ig:class0 and
+    ig:published: a fixed target, the latter from `task`); options given explicitly for those are overridden
+    by the name."""
     spec = parse_method(name)
+    if spec.base == "ig" and spec.variant == "published":
+        if task is None or task.published_class0 is None:
+            raise LightningIBAError(f"method {name!r} explains the published code's class 0, which "
+                                    + ("needs the task" if task is None else f"is not known for {task.name}"))
+        return FixedTarget(build_attributor("ig", model, tokenizer, **options), task.published_class0)
     cls = METHOD_CLASSES[spec.base]
     if spec.seed is not None:
         options = {**options, "seed": spec.seed}

@@ -77,8 +77,9 @@ class EvaluationSettings:
         seed: seed of the draw, of the bottleneck's noise and of LIME's and random's draws.
         max_length: tokens per input (null: the checkpoint's fine-tuning max_length).
         methods: attribution methods: iba, ig, lime, random, gradxinput, occlusion, attention; variants
-            iba:dataset / iba:reference (the estimator), ig:gold / ig:class0 (the class explained; the
-            published code explains class 0), and a seed suffix @seed<k> for iba, lime, random.
+            iba:dataset / iba:reference (the estimator), ig:gold / ig:published / ig:class0 (the class explained:
+            the gold label; the published code's class 0 for every instance, e.g. IMDB positive, MNLI contradiction;
+            our label 0 for every instance), and a seed suffix @seed<k> for iba, lime, random.
         layer: layer index after which the bottleneck sits (null: the paper's depth, 8 of 12, 3 of 6).
         sweep: "layer" (IBA after every layer, Figure 2a) or "beta" (the betas and "X only", Figure 2b).
         betas: the betas of a beta sweep.
@@ -251,7 +252,7 @@ def build_attributors(s: EvaluationSettings, loaded, task, layer: int, source: s
             options = {**iba_options, "estimator": estimator if chosen == "dataset" else chosen}
         else:
             options = {**s.options.get(spec.base, {}), **({"seed": s.seed} if spec.base in SEEDED else {})}
-        out.append((name, build_attributor(name, model, tokenizer, **options)))
+        out.append((name, build_attributor(name, model, tokenizer, task=task, **options)))
     return out
 
 

@@ -30,7 +30,7 @@ class DatasetPlan:
     figure2b: bool = False
 
 
-#: The plausibility plans' methods: Table 1's without ig:class0 (it explains class 0, not the review's label),
+#: The plausibility plans' methods: Table 1's without ig:published (it explains one class for every review, not its label),
 #: with the gradient and attention baselines of ERASER-style comparisons.
 RATIONALE_METHODS = "iba:dataset,iba:reference,ig:gold,lime,random,attention,gradxinput"
 
@@ -107,7 +107,7 @@ class ReproduceSettings:
     datasets: list[DatasetPlan] = field(default_factory=list)
     validation_instances: int = 200
     selection_betas: str = "1e-6,1e-5,1e-4,1e-3"
-    methods: str = "iba:dataset,iba:reference,ig:gold,ig:class0,lime,random"
+    methods: str = "iba:dataset,iba:reference,ig:gold,ig:published,lime,random"
     evaluate_flags: list[str] = field(default_factory=list)
     figure2b_instances: int = 200
     figure2b_betas: str = "1e-8,1e-7,1e-6,1e-5,1e-4,1e-3,1e-2,1e-1"

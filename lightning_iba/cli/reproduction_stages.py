@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shlex
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from lightning_iba.errors import LightningIBAError
 log = logging.getLogger("lightning_iba.reproduce")
 REPO = Path(__file__).resolve().parents[2]
 HEARTBEAT_SECONDS = 30  # a killed attempt's running time is known to within this
+INTERPRETER = re.compile(r"^/\S*/python[0-9.]*\s")  # a machine's interpreter path at the start of a recorded command
 
 
 class Stages:
@@ -36,10 +38,12 @@ class Stages:
     def run(self, stage: str, command: list[str], done_when: Path | None = None) -> None:
         """Runs `command` unless the stage finished before (and its output `done_when`, if given, exists)."""
         finished = self.done().get(stage)
-        if finished and (done_when is None or done_when.exists()):
-            log.info("reproduce: %s done before (%.0f s), skipped", stage, finished["seconds"])
-            return
         printable = printable_command(command)
+        if finished and (done_when is None or done_when.exists()):
+            if as_rerun(finished["command"]) == printable:
+                log.info("reproduce: %s done before (%.0f s), skipped", stage, finished["seconds"])
+                return
+            log.warning("reproduce: %s finished before with another command, so it runs again; was: %s", stage, as_rerun(finished["command"]))
         earlier = self._earlier_attempts(stage)
         log.info("reproduce: %s%s: %s", stage, f" (attempt {earlier['attempts'] + 1}, {earlier['seconds']:.0f} s before)"
                  if earlier["attempts"] else "", printable)
@@ -79,6 +83,11 @@ class Stages:
 def printable_command(command: list[str]) -> str:
     """The command as a reader re-runs it from the repository root: this machine's interpreter path is `python`."""
     return " ".join(shlex.quote("python" if i == 0 and c == sys.executable else c) for i, c in enumerate(command))
+
+
+def as_rerun(recorded: str) -> str:
+    """A recorded command as `printable_command` writes it today (older records name this machine's interpreter path)."""
+    return INTERPRETER.sub("python ", recorded)
 
 
 def read_stages(results: Path) -> list[dict[str, Any]]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from lightning_iba.cli.reproduction_settings import ReproduceSettings, rationale_paths
-from lightning_iba.cli.reproduction_stages import read_stages
+from lightning_iba.cli.reproduction_stages import as_rerun, read_stages
 from lightning_iba.evaluation.degradation import drop_column
 from lightning_iba.evaluation.intervals import paired_difference
 
@@ -146,14 +145,13 @@ def write_plausibility_summary(s: ReproduceSettings) -> Path:
 
 
 #: An absolute interpreter path at the start of a recorded command (records made before commands named `python`).
-INTERPRETER = re.compile(r"^/\S*/python[0-9.]*\s")
 
 
 def stage_table(stages: list[dict[str, Any]]) -> list[str]:
     """The stages as Markdown table lines: status, wall time (over every attempt of a resumed stage), commit and command."""
     attempts = lambda r: f" ({r['attempts']} attempts)" if r.get("attempts", 1) > 1 else ""  # noqa: E731
     return ["| stage | status | wall time | commit | command |", "|---|---|---|---|---|",
-            *[f"| {r['stage']} | {r['status']} | {r['seconds'] / 60:.1f} min{attempts(r)} | {r.get('commit', '')} | `{INTERPRETER.sub('python ', r['command'])}` |"
+            *[f"| {r['stage']} | {r['status']} | {r['seconds'] / 60:.1f} min{attempts(r)} | {r.get('commit', '')} | `{as_rerun(r['command'])}` |"
               for r in stages]]
 
 

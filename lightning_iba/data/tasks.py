@@ -38,6 +38,10 @@ class Task:
     in_table1: bool = True
     #: the splits carry human rationales (columns `rationale` and `evidence`): evaluate.py reports plausibility
     rationales: bool = False
+    #: the label, in this task's map, that the published code's own label map numbers 0 (SPEC §6: IMDB pos = 0,
+    #: MNLI contradiction = 0, AG News class - 1, RTE entailment = 0): the class its IG explains for every
+    #: instance (`ig:published`); None where the published code has no such task
+    published_class0: int | None = None
 
     @property
     def num_labels(self) -> int:
@@ -51,7 +55,7 @@ class Task:
 TASKS: dict[str, Task] = {
     t.name: t
     for t in (
-        Task("imdb", ("neg", "pos"), "stanfordnlp/imdb", bundled_source="imdb"),
+        Task("imdb", ("neg", "pos"), "stanfordnlp/imdb", bundled_source="imdb", published_class0=1),
         Task(
             "rotten_tomatoes",
             ("neg", "pos"),
@@ -60,7 +64,7 @@ TASKS: dict[str, Task] = {
             bundled_source="rotten_tomatoes",
             in_table1=False,
         ),
-        Task("agnews", ("World", "Sports", "Business", "Sci/Tech"), "fancyzhx/ag_news"),
+        Task("agnews", ("World", "Sports", "Business", "Sci/Tech"), "fancyzhx/ag_news", published_class0=0),
         Task(
             "rte",
             ("entailment", "not_entailment"),
@@ -68,6 +72,7 @@ TASKS: dict[str, Task] = {
             hub_config="rte",
             hub_fields=("sentence1", "sentence2"),
             hub_splits={"train": "train", "test": "validation"},
+            published_class0=0,
         ),
         Task(
             "mnli",
@@ -77,6 +82,7 @@ TASKS: dict[str, Task] = {
             hub_fields=("premise", "hypothesis"),
             hub_splits={"train": "train", "test": "validation_matched", "test_mismatched": "validation_mismatched"},
             eval_splits=("test", "test_mismatched"),
+            published_class0=2,
         ),
         # ERASER Movie Reviews (DeYoung et al. 2020): the same neg/pos order as imdb, so an IMDB model applies;
         # the original files only (docs/ + {train,val,test}.jsonl), whose evidence offsets the hub's copy lacks.

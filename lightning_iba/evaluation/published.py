@@ -22,7 +22,7 @@ TABLE1: dict[str, dict[str, float]] = {
 PAPER_ROW: dict[str, str] = {
     "random": "Random",
     "lime": "LIME",
-    "ig:class0": "IG",
+    "ig:published": "IG",
     "ig:gold": "IG",
     "ig": "IG",
     "iba:reference": "IBA",

@@ -18,7 +18,7 @@ from lightning_iba.evaluation.published import PAPER_ROW, TABLE1, TABLE1_COLUMNS
 from lightning_iba.evaluation.report import ci_cell, markdown_table
 
 #: our stand-in for each row of the paper when reading orderings: the published code's protocol
-PAPER_PROTOCOL = {"Random": "random", "LIME": "lime", "IG": "ig:class0", "IBA": "iba:reference"}
+PAPER_PROTOCOL = {"Random": "random", "LIME": "lime", "IG": "ig:published", "IBA": "iba:reference"}
 
 
 @dataclass
@@ -98,7 +98,7 @@ def readings(columns: list[ColumnResult]) -> list[str]:
 
 def versus_random(columns: list[ColumnResult], iba: tuple[str, ...] = ("iba:dataset", "iba:reference")) -> str:
     """Markdown: per column, each IBA variant minus random (and minus both IGs) with intervals."""
-    others = ("random", "ig:gold", "ig:class0", "lime")
+    others = ("random", "ig:gold", "ig:published", "lime")
     head = "| column | " + " | ".join(f"{a} − {b}" for a in iba for b in others) + " |"
     rows = [head, "|---|" + "---|" * (len(iba) * len(others))]
     for c in columns:
