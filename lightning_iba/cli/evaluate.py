@@ -111,7 +111,7 @@ class EvaluationSettings:
     instances: int | None = 1000
     seed: int = 0
     max_length: int | None = None
-    methods: str | list[str] = "iba,ig,lime,random"
+    methods: str | list[str] = "iba:dataset,iba:reference,ig,lime,random"
     layer: int | None = None
     sweep: str | None = None
     betas: str | list[float] = "1e-7,1e-6,1e-5,1e-4"
