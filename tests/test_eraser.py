@@ -227,11 +227,12 @@ def test_evaluate_reports_plausibility_with_coverage_windows_and_wandb(imdb_chec
     table = pd.read_csv(out / "plausibility.csv", index_col=0)
     metrics = ["token_precision", "token_recall", "token_f1", "token_precision_10", "token_recall_10", "token_f1_10",
                "iou_precision", "iou_recall", "iou_f1", "auprc", "average_precision", "comprehensiveness_aopc", "sufficiency_aopc"]
-    assert list(table.columns) == ["dataset", "split", "n", "coverage", *[c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi")]]
+    assert list(table.columns) == ["dataset", "split", "n", "coverage", "faithfulness_n", *[c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi")]]
     assert list(table.index) == ["iba", "random"] and (table["split"] == "test").all()
     coverage = json.loads((out / "plausibility_coverage.json").read_text())
     assert coverage["instances"] == 16 and coverage["rationale_words"] == 16 and 0 < coverage["coverage"] < 1  # 16 tokens: some keywords cut off
     assert table["n"].iloc[0] == coverage["scored"] == coverage["rationale_words_seen"] < 16
+    assert (table["faithfulness_n"] == 16).all()  # ERASER's comprehensiveness/sufficiency: every instance, seen rationale or not
     assert table.loc["iba", "token_f1"] > 0.8 > table.loc["random", "token_f1"], table  # IBA finds the keyword, random does not
     assert table.loc["iba", "auprc"] > table.loc["random", "auprc"] and table.loc["iba", "iou_f1"] > table.loc["random", "iou_f1"]
     assert table.loc["iba", "comprehensiveness_aopc"] > table.loc["random", "comprehensiveness_aopc"]

@@ -163,7 +163,7 @@ def split_of(text=TEXT, rationale=RATIONALE, evidence=((1, 2), (5, 8))):
 
 
 def test_records_map_to_words_with_truncation_coverage_and_windows(tokenizer):
-    from lightning_iba.evaluation.plausibility_report import plausibility_values
+    from lightning_iba.evaluation.plausibility_report import faithfulness_values, plausibility_values
 
     ids = tokenizer(TEXT, truncation=True, max_length=6)["input_ids"]  # [CLS] a fine film . [SEP]
     assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "a", "fine", "film", ".", "[SEP]"]
@@ -177,7 +177,11 @@ def test_records_map_to_words_with_truncation_coverage_and_windows(tokenizer):
     row = values.loc[("m", 0)]
     assert row["token_f1"] == 1.0 and row["auprc"] == 1.0  # "fine" has the highest score among the 4 seen
     assert row["iou_tp"] == 1 and row["iou_gold"] == 1  # the span [5, 8) lies beyond the window and is dropped
-    assert row["comprehensiveness_aopc"] == pytest.approx(0.5) and row["sufficiency_aopc"] == pytest.approx(0.2)
+    assert "comprehensiveness_aopc" not in values.columns  # faithfulness is its own table, over every instance
+    faith = faithfulness_values([record, {**record, "index": 1, "eraser": {"bins": [0.5], "remove": {"m": [0.9]}, "keep": {}}}], ["m"])
+    assert faith.loc[("m", 0), "comprehensiveness_aopc"] == pytest.approx(0.5) and faith.loc[("m", 0), "sufficiency_aopc"] == pytest.approx(0.2)
+    assert faith.loc[("m", 1), "comprehensiveness_aopc"] == pytest.approx(0.0) and np.isnan(faith.loc[("m", 1), "sufficiency_aopc"])
+    assert faithfulness_values([{k: v for k, v in record.items() if k != "eraser"}], ["m"]) is None
 
     # windows: scores over every piece of the whole text (no specials), aggregated per word; "n't" = n ' t
     pieces = tokenizer(TEXT)["input_ids"][1:-1]

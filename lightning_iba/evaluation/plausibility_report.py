@@ -3,7 +3,8 @@ split's human rationales; every statistic with the paired bootstrap interval of 
 
 Per instance the words compared are the words the model saw: those with at least one word piece in the
 truncated input (or, with windows, in the whole text). Instances that saw no rationale word are left out
-of every statistic (their count is reported). Coverage: the share of the split's rationale words (of the
+of the agreement statistics (their count is reported); ERASER's comprehensiveness and sufficiency need no
+rationale and are averaged over every instance, as ERASER does (`faithfulness_n`). Coverage: the share of the split's rationale words (of the
 evaluated instances) that the model saw, pooled over instances, and its mean per instance.
 
 Files: plausibility.csv (per method: split, n, coverage, each metric with `_lo`/`_hi`), plausibility.md,
@@ -149,14 +150,19 @@ def plausibility_values(records: list[dict[str, Any]], split: Any, methods: Sequ
         evidence = visible_spans(row["evidence"], seen)
         for m in methods:
             values = instance_metrics(scores[m][seen], gold[seen], evidence, settings.top_fraction, settings.iou_threshold, settings.fraction_name)
-            if "eraser" in record:
-                e = record["eraser"]
-                values.update(eraser_faithfulness(float(record["original_prob"]), e["remove"][m], e["keep"].get(m)))
             rows.append({"method": m, "id": int(record["index"]), **values})
     if not rows:
         raise NoRationaleSeen(f"none of the {len(records)} instances has a rationale word within what the model saw")
     values = pd.DataFrame(rows).set_index(["method", "id"]).astype("float64")
     return values, coverage
+
+
+def faithfulness_values(records: list[dict[str, Any]], methods: Sequence[str]) -> pd.DataFrame | None:
+    """ERASER's comprehensiveness and sufficiency AOPC of every instance whose record holds the bin curves
+    (index (method, id)); None when no record does."""
+    rows = [{"method": m, "id": int(r["index"]), **eraser_faithfulness(float(r["original_prob"]), r["eraser"]["remove"][m], r["eraser"]["keep"].get(m))}
+            for r in records if "eraser" in r for m in methods]
+    return pd.DataFrame(rows).set_index(["method", "id"]).astype("float64") if rows else None
 
 
 def plausibility_intervals(values: pd.DataFrame, bootstrap: BootstrapSettings | None = None) -> Intervals:
@@ -185,9 +191,16 @@ def write_plausibility(out: Path, dataset: str, split_name: str, methods: Sequen
     bootstrap = bootstrap or BootstrapSettings()
     values, coverage = plausibility_values(records, split, methods, tokenizer, max_length, settings)
     intervals = plausibility_intervals(values, bootstrap)
+    faith = faithfulness_values(records, methods)
+    faithful = bootstrap_values(faith, bootstrap) if faith is not None else None
+    if faithful is not None:  # one table and one list of differences; the faithfulness rows over every instance
+        intervals = Intervals(intervals.table.join(faithful.table), pd.concat([intervals.differences, faithful.differences], ignore_index=True),
+                              [*intervals.metrics, *faithful.metrics], intervals.n, intervals.settings)
     metrics = metric_order(intervals.metrics)
     columns = [c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi")]
     table = intervals.table[columns].reindex(list(methods))
+    if faithful is not None:
+        table.insert(0, "faithfulness_n", faithful.n)
     table.insert(0, "coverage", round(coverage.coverage, 6))
     table.insert(0, "n", coverage.scored)
     table.insert(0, "split", split_name)
@@ -230,8 +243,10 @@ def plausibility_markdown(table: pd.DataFrame, metrics: Sequence[str], coverage:
         "of the words are highlighted.",
         f"token_*: top-k words, k = the instance's rationale words; token_*_{settings.fraction_name}: the top "
         f"{100 * settings.top_fraction:g} % of the words; iou_*: ERASER's micro span P/R/F1 at IOU >= {settings.iou_threshold:g}; "
-        f"auprc: ERASER's area under the precision-recall curve; comprehensiveness_aopc / sufficiency_aopc: ERASER's, "
-        f"over the bins {', '.join(f'{100 * b:g} %' for b in settings.bins)} of the word pieces (truncated input).",
+        f"auprc: ERASER's area under the precision-recall curve; comprehensiveness_aopc / sufficiency_aopc: ERASER's AOPC, "
+        f"over the bins {', '.join(f'{100 * b:g} %' for b in settings.bins)} of the word pieces of the truncated input (ERASER: "
+        "whole words of the whole text, rounded up), on every instance (faithfulness_n), for the gold class the "
+        "explanations are for (ERASER: the predicted class; they agree on correctly classified reviews).",
         f"Intervals: paired bootstrap, {bootstrap.resamples} resamples, {bootstrap.percent}.",
         SPLIT_CAVEAT,
     ]
