@@ -151,6 +151,14 @@ def test_figure2_panels_from_the_sweeps(tmp_path):
     assert written[1].parent.name == "imdb"
 
 
+def test_figure_titles_give_the_measured_number_of_instances():
+    from lightning_iba.cli.reproduction_figures import measured_n
+
+    assert measured_n(pd.DataFrame({"n": [200, 200, 200]})) == "200"  # not the configured count: what the sweeps measured
+    assert measured_n(pd.DataFrame({"n": [200, 180, 200]})) == "180-200"
+    assert measured_n(pd.DataFrame({"drop_11": [0.1]})) == "?"
+
+
 # ---------------------------------------------------------------- the plausibility plans (ERASER)
 
 

@@ -20,6 +20,12 @@ def sweep_points(metrics_csv: Path, prefix: str, **labels: Any) -> pd.DataFrame:
     return rows.reset_index(drop=True).assign(**labels)
 
 
+def measured_n(points: pd.DataFrame) -> str:
+    """The instances behind the points, as the sweeps' metrics.csv count them: "200", or "180-200" where they differ."""
+    counts = sorted({int(n) for n in points["n"]}) if "n" in points.columns else []
+    return "?" if not counts else str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+
+
 def write_figure2(s: ReproduceSettings) -> list[Path]:
     """Figure 2a (drop at the headline fraction per layer, every dataset) and 2b (per beta, both estimators,
     with "X only" dashed) as single panels in `results`, from the finished sweeps."""
@@ -31,7 +37,7 @@ def write_figure2(s: ReproduceSettings) -> list[Path]:
         points = pd.concat(layers, ignore_index=True).rename(columns={"value": "layer"})
         drop = drop_column(points.columns)
         written.append(save_sweep(Path(s.results) / "figure2a.png", points, "layer", drop, "dataset",
-                                  title=f"IBA after each layer, validation (n={s.validation_instances} per dataset)"))
+                                  title=f"IBA after each layer, validation (n={measured_n(points)} per dataset)"))
     for p in s.datasets:
         runs = [(e, Path(s.runs) / p.name / f"figure2b-{e}" / "metrics.csv") for e in s.figure2b_estimators]
         runs = [(e, f) for e, f in runs if f.is_file()]
@@ -41,5 +47,5 @@ def write_figure2(s: ReproduceSettings) -> list[Path]:
         drop = drop_column(points.columns)
         x_only = pd.concat([pd.read_csv(f, index_col=0).loc[["x only"]].assign(estimator=e) for e, f in runs])
         written.append(save_sweep(Path(s.results) / p.name / "figure2b.png", points, "beta", drop, "estimator", log_x=True,
-                                  reference=x_only, title=f"{p.name}: IBA per beta, validation (n={s.figure2b_instances}); dashed: X only"))
+                                  reference=x_only, title=f"{p.name}: IBA per beta, validation (n={measured_n(points)}); dashed: X only"))
     return written
