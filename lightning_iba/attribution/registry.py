@@ -88,6 +88,14 @@ def parse_methods(spec: str | list[str] | tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _published_class0(name: str, task: Task | None) -> int:
+    """The task's label that the published code numbers 0, else a one-line error naming what is missing."""
+    if task is None or task.published_class0 is None:
+        raise LightningIBAError(f"method {name!r} explains the published code's class 0, which "
+                                + ("needs the task" if task is None else f"is not known for {task.name}"))
+    return task.published_class0
+
+
 def build_attributor(name: str, model: nn.Module, tokenizer=None, *, task: Task | None = None, **options) -> Attributor:
     """Construct the named method on `model`; `options` go to its constructor (e.g. n_steps for ig).
 
@@ -95,18 +103,14 @@ def build_attributor(name: str, model: nn.Module, tokenizer=None, *, task: Task 
     ig:published: a fixed target, the latter from `task`); options given explicitly for those are overridden
     by the name."""
     spec = parse_method(name)
-    if spec.base == "ig" and spec.variant == "published":
-        if task is None or task.published_class0 is None:
-            raise LightningIBAError(f"method {name!r} explains the published code's class 0, which "
-                                    + ("needs the task" if task is None else f"is not known for {task.name}"))
-        return FixedTarget(build_attributor("ig", model, tokenizer, **options), task.published_class0)
     cls = METHOD_CLASSES[spec.base]
     if spec.seed is not None:
         options = {**options, "seed": spec.seed}
     if spec.base == "iba" and spec.variant and (spec.variant != "dataset" or isinstance(options.get("estimator", "dataset"), str)):
         options = {**options, "estimator": spec.variant}
-    if spec.base == "ig" and spec.variant == "class0":
-        return FixedTarget(build_attributor("ig", model, tokenizer, **options), 0)
+    if spec.base == "ig" and spec.variant in ("class0", "published"):
+        target = 0 if spec.variant == "class0" else _published_class0(name, task)  # checked before building IG
+        return FixedTarget(build_attributor("ig", model, tokenizer, **options), target)
     try:
         return cls(model, **options) if cls is BottleneckOptimizer else cls(model, tokenizer, **options)
     except TypeError as err:

@@ -144,9 +144,6 @@ def write_plausibility_summary(s: ReproduceSettings) -> Path:
     return path
 
 
-#: An absolute interpreter path at the start of a recorded command (records made before commands named `python`).
-
-
 def stage_table(stages: list[dict[str, Any]]) -> list[str]:
     """The stages as Markdown table lines: status, wall time (over every attempt of a resumed stage), commit and command."""
     attempts = lambda r: f" ({r['attempts']} attempts)" if r.get("attempts", 1) > 1 else ""  # noqa: E731
