@@ -101,3 +101,20 @@ def copy_model(src: Path, dst: Path, **config) -> Path:
     path = folder / "config.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), **config}))
     return folder
+
+
+@pytest.fixture
+def iba_inputs(monkeypatch) -> list[dict]:
+    """The input_ids, attention_mask and token_type_ids of every BottleneckOptimizer run, recorded as they reach it."""
+    from lightning_iba.attribution.optimizer import BottleneckOptimizer
+
+    calls: list[dict] = []
+    run_ = BottleneckOptimizer._run
+
+    def spy(self, input_ids, attention_mask, target, token_type_ids, layers):
+        calls.append({"input_ids": input_ids.tolist(), "attention_mask": attention_mask.tolist(),
+                      "token_type_ids": None if token_type_ids is None else token_type_ids.tolist()})
+        return run_(self, input_ids, attention_mask, target, token_type_ids, layers)
+
+    monkeypatch.setattr(BottleneckOptimizer, "_run", spy)
+    return calls

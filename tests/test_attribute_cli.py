@@ -156,22 +156,6 @@ def segment_types(input_ids: list[int], sep_id: int) -> list[int]:
     return [0] * (first + 1) + [1] * (len(input_ids) - first - 1)
 
 
-@pytest.fixture
-def iba_inputs(monkeypatch) -> list[dict]:
-    """The input_ids and token_type_ids of every BottleneckOptimizer run, recorded as they reach it."""
-    from lightning_iba.attribution.optimizer import BottleneckOptimizer
-
-    calls: list[dict] = []
-    run_ = BottleneckOptimizer._run
-
-    def spy(self, input_ids, attention_mask, target, token_type_ids, layers):
-        calls.append({"input_ids": input_ids.tolist(), "token_type_ids": None if token_type_ids is None else token_type_ids.tolist()})
-        return run_(self, input_ids, attention_mask, target, token_type_ids, layers)
-
-    monkeypatch.setattr(BottleneckOptimizer, "_run", spy)
-    return calls
-
-
 def test_a_sentence_pair_reaches_iba_with_its_second_segment_marked(checkpoint, tokenizer, tmp_path, iba_inputs):
     """--text/--text_pair and --index of a pair task: two segments, token type 1 on the second, in what IBA computes on."""
     from fixtures_data import write_rte

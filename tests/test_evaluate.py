@@ -322,21 +322,12 @@ def test_tokenize_instances_gives_pairs_their_segments(tokenizer, tmp_path):
         assert inst.token_type_ids == [0] * (sep + 1) + [1] * (len(inst.input_ids) - sep - 1)
 
 
-def test_sentence_pairs_reach_iba_with_their_second_segment_marked(keyword_model_dir, tokenizer, tmp_path, monkeypatch):
+def test_sentence_pairs_reach_iba_with_their_second_segment_marked(keyword_model_dir, tokenizer, tmp_path, iba_inputs):
     """An RTE evaluation of an IMDB model (a transfer) end to end: each instance of RTE/dev.tsv reaches IBA as
     [CLS] premise [SEP] hypothesis [SEP], token type 1 on the hypothesis."""
     from conftest import copy_model
     from fixtures_data import write_rte
-    from lightning_iba.attribution.optimizer import BottleneckOptimizer
 
-    seen: list[tuple[list[int], list[int], list[int]]] = []  # input_ids, attention_mask, token_type_ids of each row
-    run_ = BottleneckOptimizer._run
-
-    def spy(self, input_ids, attention_mask, target, token_type_ids, layers):
-        seen.extend(zip(input_ids.tolist(), attention_mask.tolist(), token_type_ids.tolist()))
-        return run_(self, input_ids, attention_mask, target, token_type_ids, layers)
-
-    monkeypatch.setattr(BottleneckOptimizer, "_run", spy)
     data = write_rte(tmp_path / "rte", n=20)
     checkpoint = copy_model(keyword_model_dir, tmp_path / "model", lightning_iba_task="imdb")
     report = main(args(checkpoint, data, tmp_path / "eval", "--dataset", "rte", "--allow_task_transfer", "true", "--methods", "iba",
@@ -346,6 +337,8 @@ def test_sentence_pairs_reach_iba_with_their_second_segment_marked(keyword_model
     settings = json.loads((tmp_path / "eval" / "settings.json").read_text())
     assert settings["dataset"] == "rte" and settings["task_transfer"] is True
     dev = [tokenizer(f'The "cat" sat on mat {i}.', f"A cat sat {i}.", truncation=True, max_length=32) for i in range(20)]  # RTE/dev.tsv
+    # input_ids, attention_mask, token_type_ids of each row IBA computed on
+    seen = [row for call in iba_inputs for row in zip(call["input_ids"], call["attention_mask"], call["token_type_ids"])]
     assert len(seen) == 6
     matched = set()
     for ids, mask, types in seen:

@@ -254,15 +254,8 @@ def test_a_finetuned_plan_chooses_its_layer_and_beta_on_its_own_validation(tmp_p
     plan = RationalePlan("finetuned", finetune=["configs/finetune/cpu.yaml"], window_stride=200, splits=["test"])
     s = rationale_settings(tmp_path, plan)
 
-    def sweep_outputs(stage, command):
-        if "--sweep" in command:
-            prefix = flag(command, "--sweep") + " "
-            rows = ["layer 0", "layer 1", "layer 4"] if prefix == "layer " else ["beta 1e-06", "beta 0.0001", "x only"]
-            folder = Path(flag(command, "--out"))
-            folder.mkdir(parents=True)
-            pd.DataFrame({"method": rows, "drop_11": [0.1, 0.2, 0.9 if prefix == "beta " else 0.3]}).set_index("method").to_csv(folder / "metrics.csv")
-
-    stages = RecordedStages(sweep_outputs)
+    # the last row has the largest drop: layer 4, and "x only" above every beta (it is no candidate)
+    stages = RecordedStages(fake_sweep_outputs(["layer 0", "layer 1", "layer 4"], ["beta 1e-06", "beta 0.0001", "x only"]))
     selection = reproduce_rationales(s, plan, stages)
     names = [name for name, _ in stages.commands]
     assert names == ["eraser/finetuned/finetune", "eraser/finetuned/layer-sweep", "eraser/finetuned/beta-selection", "eraser/finetuned/evaluate-test"]
