@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import pandas as pd
@@ -413,3 +414,26 @@ def test_a_stopped_plan_does_not_stop_the_others_and_the_run_says_which_stopped(
     assert ran == ["mnli", "rte", "agnews", "imdb", "eraser/imdb-transfer", "eraser/finetuned"]
     err = capsys.readouterr().err
     assert "1 plan(s) stopped, the others ran: rte (reproduce: the rte model is not above chance on validation)" in err
+
+
+def test_a_stage_resumed_at_another_commit_records_both_and_a_rerun_supersedes_the_old_record(tmp_path, monkeypatch):
+    from lightning_iba.cli import reproduction_stages
+    from lightning_iba.cli.reproduction_summaries import stage_table, write_readme
+
+    stages = Stages(tmp_path / "results")
+    # an attempt at "a" killed at commit aaa; the next attempt runs at bbb
+    stages.running.write_text(json.dumps({"stage": "a", "seconds": 600.0, "attempts": 1, "commits": ["aaa"]}))
+    monkeypatch.setattr(reproduction_stages, "current_commit", lambda: "bbb")
+    stages.run("a", [sys.executable, "-c", "pass"])
+    resumed = json.loads(stages.log.read_text().splitlines()[-1])
+    assert resumed["commits"] == ["aaa", "bbb"] and resumed["commit"] == "bbb"
+    # "a" re-run with another command: the first record is superseded, and its time is not the results' cost
+    stages.run("a", [sys.executable, "-c", "import time; time.sleep(0.1)"])
+    records = [json.loads(line) for line in stages.log.read_text().splitlines()]
+    lines = stage_table(records)
+    assert "superseded (done; re-run below)" in lines[2] and "aaa, bbb" in lines[2]
+    assert "| a | done |" in lines[3] and "superseded" not in lines[3]
+    readme = write_readme(SimpleNamespace(results=str(tmp_path / "results"), rationales=[]), tmp_path / "results").read_text()
+    assert f"finished stages: {records[1]['seconds'] / 3600:.2f} h" in readme
+    assert f"superseded runs, whose outputs a re-run replaced, took another {records[0]['seconds'] / 3600:.2f} h" in readme
+    assert "`aaa`, `bbb`" in readme

@@ -28,7 +28,7 @@ class Stages:
 
     def __init__(self, results: Path):
         self.log = results / "stages.jsonl"
-        self.running = results / "running.json"  # {stage, seconds, attempts} of the stage in progress
+        self.running = results / "running.json"  # {stage, seconds, attempts, commits} of the stage in progress
         results.mkdir(parents=True, exist_ok=True)
 
     def done(self) -> dict[str, dict[str, Any]]:
@@ -48,6 +48,7 @@ class Stages:
         log.info("reproduce: %s%s: %s", stage, f" (attempt {earlier['attempts'] + 1}, {earlier['seconds']:.0f} s before)"
                  if earlier["attempts"] else "", printable)
         commit = current_commit()  # the code the stage runs with
+        commits = list(dict.fromkeys([*earlier.get("commits", []), commit]))  # every attempt's, first seen first
         start = time.time()
         elapsed = lambda: round(earlier["seconds"] + time.time() - start, 1)  # noqa: E731
         process = subprocess.Popen(command, cwd=REPO)
@@ -56,27 +57,27 @@ class Stages:
                 returncode = process.wait(timeout=HEARTBEAT_SECONDS)
                 break
             except subprocess.TimeoutExpired:
-                self._beat(stage, elapsed(), earlier["attempts"] + 1)
+                self._beat(stage, elapsed(), earlier["attempts"] + 1, commits)
         seconds = elapsed()
         with self.log.open("a") as fh:
             fh.write(json.dumps({"stage": stage, "command": printable, "seconds": seconds, "attempts": earlier["attempts"] + 1,
-                                 "commit": commit, "status": "done" if returncode == 0 else f"failed ({returncode})",
+                                 "commit": commit, "commits": commits, "status": "done" if returncode == 0 else f"failed ({returncode})",
                                  "finished": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
         self.running.unlink(missing_ok=True)
         if returncode != 0:
             raise LightningIBAError(f"reproduce: stage {stage} failed (exit {returncode}); fix it and run the same command again")
 
     def _earlier_attempts(self, stage: str) -> dict[str, Any]:
-        """Running time and number of the killed attempts at `stage` (none if the heartbeat names another stage)."""
+        """Running time, number and commits of the killed attempts at `stage` (none if the heartbeat names another stage)."""
         try:
             beat = json.loads(self.running.read_text())
         except (OSError, ValueError):
             beat = {}
-        return beat if beat.get("stage") == stage else {"stage": stage, "seconds": 0.0, "attempts": 0}
+        return beat if beat.get("stage") == stage else {"stage": stage, "seconds": 0.0, "attempts": 0, "commits": []}
 
-    def _beat(self, stage: str, seconds: float, attempts: int) -> None:
+    def _beat(self, stage: str, seconds: float, attempts: int, commits: list[str]) -> None:
         partial = self.running.with_suffix(".tmp")
-        partial.write_text(json.dumps({"stage": stage, "seconds": seconds, "attempts": attempts}))
+        partial.write_text(json.dumps({"stage": stage, "seconds": seconds, "attempts": attempts, "commits": commits}))
         partial.replace(self.running)  # atomic: a kill leaves the previous beat or this one
 
 

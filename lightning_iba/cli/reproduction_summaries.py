@@ -136,7 +136,7 @@ def write_plausibility_summary(s: ReproduceSettings) -> Path:
                          "beta, as Table 1's layer sweeps)", "",
                          *([r, ""] if (r := best_layer_reading(sweep)) else []), markdown_table(shown), ""]
     done = [r for r in read_stages(Path(s.results)) if r["stage"].startswith("eraser/")]
-    hours = sum(r["seconds"] for r in done if r["status"] == "done") / 3600
+    hours = sum(r["seconds"] for r, old in zip(done, superseded(done)) if r["status"] == "done" and not old) / 3600
     text = "\n".join([*lines, "", *sections, "## Stages", "", f"Wall time of the finished stages: {hours:.2f} h (sum over stages).", "",
                       *stage_table(done), ""])
     path = root / "plausibility.md"
@@ -144,25 +144,37 @@ def write_plausibility_summary(s: ReproduceSettings) -> Path:
     return path
 
 
+def superseded(stages: list[dict[str, Any]]) -> list[bool]:
+    """Per record, whether a later finished record of the same stage replaced it (a stage re-run after its command
+    changed): its outputs were overwritten, so its wall time is not part of the results' cost."""
+    last_done = {r["stage"]: i for i, r in enumerate(stages) if r.get("status") == "done"}
+    return [i < last_done.get(r["stage"], -1) for i, r in enumerate(stages)]
+
+
 def stage_table(stages: list[dict[str, Any]]) -> list[str]:
-    """The stages as Markdown table lines: status, wall time (over every attempt of a resumed stage), commit and command."""
+    """The stages as Markdown table lines: status (or superseded by a later run of the stage), wall time (over every
+    attempt of a resumed stage), the commit(s) of its attempts and its command."""
     attempts = lambda r: f" ({r['attempts']} attempts)" if r.get("attempts", 1) > 1 else ""  # noqa: E731
-    return ["| stage | status | wall time | commit | command |", "|---|---|---|---|---|",
-            *[f"| {r['stage']} | {r['status']} | {r['seconds'] / 60:.1f} min{attempts(r)} | {r.get('commit', '')} | `{as_rerun(r['command'])}` |"
-              for r in stages]]
+    commits = lambda r: ", ".join(r.get("commits") or [r.get("commit", "")])  # noqa: E731
+    status = lambda r, old: f"superseded ({r['status']}; re-run below)" if old else r["status"]  # noqa: E731
+    return ["| stage | status | wall time | commit(s) | command |", "|---|---|---|---|---|",
+            *[f"| {r['stage']} | {status(r, old)} | {r['seconds'] / 60:.1f} min{attempts(r)} | {commits(r)} | `{as_rerun(r['command'])}` |"
+              for r, old in zip(stages, superseded(stages))]]
 
 
 def write_readme(s: ReproduceSettings, results: Path) -> Path:
     stages = read_stages(results)
-    commits = sorted({r.get("commit", "unknown") for r in stages})
-    done = [r for r in stages if r["status"] == "done"]
+    commits = sorted({c for r in stages for c in r.get("commits") or [r.get("commit", "unknown")]})
+    done = [r for r, old in zip(stages, superseded(stages)) if r["status"] == "done" and not old]
+    replaced = [r for r, old in zip(stages, superseded(stages)) if old]
     lines = [
         f"# Reproduction outputs ({Path(s.results).name})", "",
         "Written by `make reproduce PROFILE=cpu` (`python -m lightning_iba.cli.reproduce --config configs/reproduce/cpu.yaml`); "
         "run it again to continue after an interruption: finished stages are skipped.", "",
         f"- code: commit(s) {', '.join(f'`{c}`' for c in commits) or 'none yet'} (per stage below; `+changes`: tracked files other than `results/` differed from it)",
         f"- wall time of the finished stages: {sum(r['seconds'] for r in done) / 3600:.2f} h on this machine (sum over stages; "
-        "a stage resumed after a kill counts the running time of every attempt; every stage's own command is below)",
+        "a stage resumed after a kill counts the running time of every attempt; every stage's own command is below)"
+        + (f"; superseded runs, whose outputs a re-run replaced, took another {sum(r['seconds'] for r in replaced) / 3600:.2f} h" if replaced else ""),
         "- `table1.md`: Table 1 with intervals beside the paper's; per dataset `<dataset>/`: `finetune_metrics.json`, "
         "`selection.json` (layer and beta chosen on validation), `layer-sweep/` (Figure 2a), `beta-selection/`, "
         "`eval-<split>/` (Table 1 column, Figure 1 curves, metrics, differences), `figure2b-<estimator>/` (Figure 2b).",
