@@ -158,10 +158,22 @@ def test_killed_run_resumes_to_the_same_table(checkpoint, keyword_data, tmp_path
     expected = sorted(json.loads(line)["index"] for line in (tmp_path / "whole" / "shards" / "rank-0.jsonl").read_text().splitlines())
     assert len(expected) == 32 and len(set(expected)) == 32
     assert sorted(indices) == expected, f"{len(indices)} complete records for 32 instances: each must be there exactly once"
+    # the timing of both attempts, each instance once (a kill between a batch's records and its timing loses that timing)
+    timing = pd.read_csv(tmp_path / "killed" / "timing.csv")
+    assert list(timing["method"]) == ["iba", "random"]
+    assert all(30 <= n <= 32 for n in timing["instances"]), timing
 
 
 def test_offline_wandb_run_holds_table_and_curve(checkpoint, keyword_data, tmp_path):
     report = main(args(checkpoint, keyword_data, tmp_path / "eval", "--methods", "random,occlusion", "--instances", "8"))
+    # what each method cost, beside the results and never in the records (they stay the same from run to run)
+    timing = pd.read_csv(report.files["timing.csv"])
+    assert list(timing["method"]) == ["random", "occlusion"] and list(timing["instances"]) == [8, 8]
+    assert (timing["device"] == f"cpu ({__import__('torch').get_num_threads()} threads)").all()
+    assert (timing["total_s"] > 0).all() and np.allclose(timing["total_s"], timing["attribution_s"] + timing["degradation_s"], rtol=1e-3)
+    assert timing.loc[1, "attribution_s"] > timing.loc[0, "attribution_s"]  # occlusion runs the model per token; random does not
+    records = [json.loads(line) for line in (tmp_path / "eval" / "shards" / "rank-0.jsonl").read_text().splitlines()]
+    assert len(records) == 8 and not any("seconds" in r or "device" in r for r in records)
     run_dir = report.files["wandb"]
     assert run_dir.name.startswith("offline-run-"), run_dir
     tables = {p.name.split("_")[0] for p in (run_dir / "files" / "media" / "table").rglob("*.table.json")}

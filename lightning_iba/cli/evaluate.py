@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytorch_lightning as pl
 from jsonargparse import ActionConfigFile, ArgumentParser
 from torch.utils.data import DataLoader
@@ -52,6 +53,7 @@ from lightning_iba.evaluation.report_page import REPORT_PAGE, token_rationales, 
 from lightning_iba.evaluation.run import EvaluationModule, Instance, add_windows, collate, select_indices
 from lightning_iba.evaluation.settings import check_resumable, read_settings, write_settings
 from lightning_iba.evaluation.shards import SHARD_DIR, ShardWriter, done_indices
+from lightning_iba.evaluation.timing import TIMING_FILE, write_timing
 
 log = logging.getLogger("lightning_iba.evaluation")
 SWEEPS = ("layer", "beta")
@@ -330,6 +332,11 @@ def main(args: list[str] | None = None) -> Report | None:
     title = f"{task.name} ({s.split}, n={len(indices)})"
     records = merged_records(out, indices)
     report = write_report(out, task.name, labels, records, degradation, title, s.bootstrap)
+    if (timing := write_timing(out, labels)) is not None:  # seconds per instance of each method, per device
+        report.files[TIMING_FILE] = timing
+        for row in pd.read_csv(timing).itertuples():
+            log.info("timing: %s on %s: %.3f s per instance (attribution %.3f, degradation %.3f; %d instances timed)",
+                     row.method, row.device, row.total_s, row.attribution_s, row.degradation_s, row.instances)
     plausibility = None
     if task.rationales:  # plausibility.csv/.md, plausibility_differences.*, the columns in metrics.csv
         plausibility = report_plausibility(out, task.name, s.split, labels, records, splits[s.split], loaded.tokenizer, stored,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -85,6 +86,13 @@ def collate(instances: list[Instance], pad_id: int) -> dict[str, Any]:
     }
 
 
+def device_name(device: torch.device) -> str:
+    """What ran the batch, for the timing file: the GPU's name, or "cpu (N threads)"."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type} ({torch.get_num_threads()} threads)"
+
+
 class EvaluationModule(pl.LightningModule):
     """Wraps the frozen fine-tuned model; each predict step returns one JSON-able record per instance.
 
@@ -115,6 +123,15 @@ class EvaluationModule(pl.LightningModule):
         self.store_scores = store_scores
         self.eraser_bins = None if eraser_bins is None else torch.tensor(list(eraser_bins), dtype=torch.float64)
         self.layout = layout
+        #: the last batch's running time per method, for the shard writer's timing file (never in the records,
+        #: which stay the same from run to run): {"indices", "device", "seconds": {method: {"attribution", "degradation"}}}
+        self.batch_timing: dict[str, Any] | None = None
+
+    def _clock(self) -> float:
+        """Seconds, after the device finished its queued work (GPU kernels run asynchronously)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
 
     def _curve(self, batch: dict[str, Any], scores: Tensor, keep: bool) -> Tensor:  # [batch, steps]
         d = self.degradation
@@ -185,7 +202,9 @@ class EvaluationModule(pl.LightningModule):
         eraser_remove: dict[str, Tensor] = {}
         eraser_keep: dict[str, Tensor] = {}
         windowed: dict[str, dict[int, list[float]]] = {}  # method -> row -> scores over the untruncated text
+        seconds: dict[str, dict[str, float]] = {}
         for name, attributor in self.attributors:
+            started = self._clock()
             with torch.enable_grad():
                 scores = attributor.attribute(batch["input_ids"], batch["attention_mask"], batch["labels"], batch["token_type_ids"])
             if not torch.isfinite(scores).all():
@@ -193,6 +212,7 @@ class EvaluationModule(pl.LightningModule):
                 raise LightningIBAError(f"method {name} gave non-finite scores for instances {bad}")
             if self.store_scores:
                 token_scores[name] = scores.detach().float().cpu()
+            attributed = self._clock()
             remove[name] = self._curve(batch, scores, keep=False)
             if self.degradation.sufficiency:
                 keep[name] = self._curve(batch, scores, keep=True)
@@ -200,7 +220,10 @@ class EvaluationModule(pl.LightningModule):
                 eraser_remove[name] = self._eraser_curve(batch, scores, keep=False)
                 if self.degradation.sufficiency:
                     eraser_keep[name] = self._eraser_curve(batch, scores, keep=True)
+            degraded = self._clock()
             windowed[name] = self._window_scores(name, attributor, batch, scores)
+            seconds[name] = {"attribution": attributed - started + self._clock() - degraded, "degradation": degraded - attributed}
+        self.batch_timing = {"indices": [int(i) for i in batch["index"]], "device": device_name(self.device), "seconds": seconds}
         lengths = batch["attention_mask"].sum(1).tolist()
         real = batch["attention_mask"].bool().cpu()  # [batch, tokens]
         predicted = probs.argmax(-1).cpu()

@@ -13,6 +13,22 @@ from lightning_iba.errors import LightningIBAError
 SHARD_DIR = "shards"
 
 
+def timing_files(out: Path) -> list[Path]:
+    return sorted((out / SHARD_DIR).glob("timing-rank-*.jsonl"))
+
+
+def read_timing(out: Path) -> Iterator[dict[str, Any]]:
+    """Every complete batch timing entry (EvaluationModule.batch_timing) of every rank; a line cut short by a kill is skipped."""
+    for path in timing_files(out):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and {"indices", "device", "seconds"} <= entry.keys():
+                yield entry
+
+
 def shard_files(out: Path) -> list[Path]:
     return sorted((out / SHARD_DIR).glob("rank-*.jsonl"))
 
@@ -44,28 +60,37 @@ def done_indices(out: Path) -> set[int]:
 
 
 class ShardWriter(BasePredictionWriter):
-    """Appends each batch's records as JSON lines to `<out>/shards/rank-<global rank>.jsonl`, flushed and fsynced."""
+    """Appends each batch's records as JSON lines to `<out>/shards/rank-<global rank>.jsonl`, flushed and fsynced,
+    and the batch's running time per method (the module's `batch_timing`) to `timing-rank-<global rank>.jsonl`."""
 
     def __init__(self, out: str | Path):
         super().__init__(write_interval="batch")
         self.out = Path(out)
 
-    def _path(self, rank: int) -> Path:
-        return self.out / SHARD_DIR / f"rank-{rank}.jsonl"
+    def _path(self, rank: int, kind: str = "") -> Path:
+        return self.out / SHARD_DIR / f"{kind}rank-{rank}.jsonl"
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        path = self._path(trainer.global_rank)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A kill mid-write leaves a line without its newline; start ours on a fresh line.
-        if path.exists() and path.stat().st_size:
-            with path.open("rb+") as fh:
-                fh.seek(-1, os.SEEK_END)
-                if fh.read(1) != b"\n":
-                    fh.write(b"\n")
+        for kind in ("", "timing-"):
+            path = self._path(trainer.global_rank, kind)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # A kill mid-write leaves a line without its newline; start ours on a fresh line.
+            if path.exists() and path.stat().st_size:
+                with path.open("rb+") as fh:
+                    fh.seek(-1, os.SEEK_END)
+                    if fh.read(1) != b"\n":
+                        fh.write(b"\n")
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx) -> None:
-        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in prediction)
-        with self._path(trainer.global_rank).open("a", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        append(self._path(trainer.global_rank), "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in prediction))
+        timing = getattr(pl_module, "batch_timing", None)
+        if timing is not None:  # after the records: a kill between the two loses a timing, never a record
+            append(self._path(trainer.global_rank, "timing-"), json.dumps(timing, separators=(",", ":")) + "\n")
+
+
+def append(path: Path, text: str) -> None:
+    """Appends `text`, flushed and fsynced (a kill loses at most the line being written)."""
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
