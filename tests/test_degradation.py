@@ -200,3 +200,37 @@ def test_drop_column_reads_the_headline_drop_back_from_a_table():
     assert drop_column(["method", "aopc"], required=False) is None
     with pytest.raises(LightningIBAError, match="no drop_<percent> column among method, aopc"):
         drop_column(["method", "aopc"])
+
+
+def test_eraser_word_bins_remove_whole_words_ranked_by_their_aggregated_scores():
+    from lightning_iba.evaluation.degradation import word_removal_masks
+
+    # [CLS] w0 w0 w1 w2 w2 w2 w3 [SEP] [PAD]: w0 has two pieces, w2 three
+    words = torch.tensor([[-1, 0, 0, 1, 2, 2, 2, 3, -1, -1]])
+    removable = torch.tensor([[False, True, True, True, True, True, True, True, False, False]])
+    scores = torch.tensor([[9.0, 0.1, 0.1, 0.5, 0.2, 0.2, 0.2, 0.3, 9.0, 9.0]])
+    fractions = torch.tensor([0.01, 0.5, 0.75])  # of 4 words: ceil(0.04) = 1, ceil(2.0) = 2, ceil(3.0) = 3 words
+    # sums: w0 0.2, w1 0.5, w2 0.6, w3 0.3 -> w2, w1, w3, w0
+    removed = word_removal_masks(scores, words, removable, fractions)[0].int().tolist()
+    assert removed == [[0, 0, 0, 0, 1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1, 1, 1, 0, 0]]
+    # max: w0 0.1, w1 0.5, w2 0.2, w3 0.3 -> w1, w3, w2, w0 (the three-piece word no longer wins by its length)
+    assert word_removal_masks(scores, words, removable, fractions, aggregation="max")[0, 0].int().tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+    # sufficiency: keep the top word's pieces (and the special tokens), remove the others
+    assert word_removal_masks(scores, words, removable, fractions[:1], keep=True)[0, 0].int().tolist() == [0, 1, 1, 1, 0, 0, 0, 1, 0, 0]
+    # ties go to the earlier word; 10 % of 30 words is 3 words, although 0.1 * 30 = 3.0000000000000004 in floating point
+    flat = word_removal_masks(torch.zeros(1, 32), torch.tensor([[-1, *range(30), -1]]), torch.tensor([[False] + [True] * 30 + [False]]), torch.tensor([0.1]))
+    assert flat[0, 0].nonzero().flatten().tolist() == [1, 2, 3]
+
+
+def test_masked_curve_of_word_bins_equals_hand_computed():
+    from lightning_iba.evaluation.degradation import masked_curve, word_removal_masks
+
+    ids, mask, types, scores = batch()
+    ids, mask, types = ids[:1], mask[:1], types[:1]  # [CLS] 4 5 6 7 8 [SEP] pad pad pad
+    scores = torch.tensor([[0.0, 0.5, 0.5, 0.5, 0.75, 0.25, 5.0, 9.0, 9.0, 9.0]])  # exact in binary: the tie below is a tie
+    words = torch.tensor([[-1, 0, 0, 1, 2, 2, -1, -1, -1, -1]])  # three words: (4 5), (6), (7 8)
+    removable = SPECIAL.removable(ids, mask)
+    fractions = torch.tensor([0.2, 0.5])  # of 3 words: 1, 2; sums: (4 5) 1.0, (6) 0.5, (7 8) 1.0 -> (4 5) first (earlier)
+    for keep, kept in ((False, [[CLS, 6, 7, 8, SEP], [CLS, 6, SEP]]), (True, [[CLS, 4, 5, SEP], [CLS, 4, 5, 7, 8, SEP]])):
+        got = masked_curve(BagModel(), ids, mask, TARGET[:1], word_removal_masks(scores, words, removable, fractions, keep), SPECIAL, types)
+        assert got[0].tolist() == pytest.approx([hand_prob(k, [0] * len(k), 1) for k in kept], abs=1e-6), keep

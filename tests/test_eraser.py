@@ -247,21 +247,36 @@ def test_evaluate_reports_plausibility_with_coverage_windows_and_wandb(imdb_chec
     assert f"The model saw the first 16 tokens (truncation): {100 * coverage['coverage']:.1f} % of the 16 rationale words" in md
     assert "about 30 % of the words highlighted" in md and "token_f1 [95% CI]" in md
     records = [json.loads(line) for line in (out / "shards" / "rank-0.jsonl").read_text().splitlines()]
-    assert all(r["eraser"]["bins"] == [0.01, 0.05, 0.1, 0.2, 0.5] and len(r["eraser"]["keep"]["iba"]) == 5 for r in records)
+    assert all(r["eraser"]["bins"] == [0.01, 0.05, 0.1, 0.2, 0.5] and r["eraser"]["unit"] == "word" and len(r["eraser"]["keep"]["iba"]) == 5
+               for r in records)
     run_dir = report.files["wandb"]
     assert any(p.name.startswith("plausibility") for p in (run_dir / "files" / "media" / "table").rglob("*.table.json"))
     settings = json.loads((out / "settings.json").read_text())
-    assert settings["plausibility"] == {"bins": [0.01, 0.05, 0.1, 0.2, 0.5], "window_stride": None} and settings["task_transfer"]
-    assert settings["report"]["plausibility"] == {"aggregation": "sum", "top_fraction": 0.1, "iou_threshold": 0.5}
+    assert settings["plausibility"] == {"bins": [0.01, 0.05, 0.1, 0.2, 0.5], "bin_unit": "word", "aggregation": "sum", "window_stride": None}
+    assert settings["task_transfer"] and settings["report"]["plausibility"] == {"top_fraction": 0.1, "iou_threshold": 0.5}
+    assert "the whole words of the input (the top ceil(f * n) words" in md
 
-    # another aggregation re-reports on --resume without attributing again; a window stride is another run
+    # another fixed fraction re-reports on --resume without attributing again; a window stride is another run, and so
+    # is another aggregation (it ranks the words of ERASER's bins)
     shard = (out / "shards" / "rank-0.jsonl").read_text()
-    run_eval(imdb_checkpoint, eraser_data, out, "--methods", "iba,random", "--wandb", "false", "--resume", "true", "--plausibility.aggregation", "max")
+    run_eval(imdb_checkpoint, eraser_data, out, "--methods", "iba,random", "--wandb", "false", "--resume", "true", "--plausibility.top_fraction", "0.2")
     assert (out / "shards" / "rank-0.jsonl").read_text() == shard
-    assert "aggregated by max" in (out / "plausibility.md").read_text()
-    with pytest.raises(SystemExit):
-        run_eval(imdb_checkpoint, eraser_data, out, "--methods", "iba,random", "--wandb", "false", "--resume", "true", "--plausibility.window_stride", "7")
-    assert "--resume with different settings" in capsys.readouterr().err
+    assert "token_f1_20" in pd.read_csv(out / "plausibility.csv", index_col=0).columns
+    for flag, value in (("--plausibility.window_stride", "7"), ("--plausibility.aggregation", "max")):
+        with pytest.raises(SystemExit):
+            run_eval(imdb_checkpoint, eraser_data, out, "--methods", "iba,random", "--wandb", "false", "--resume", "true", flag, value)
+        assert "--resume with different settings" in capsys.readouterr().err, flag
+
+    # in word pieces (the degradation test's unit), aggregation is a reporting setting again and the bins count pieces
+    pieces = tmp_path / "pieces"
+    run_eval(imdb_checkpoint, eraser_data, pieces, "--methods", "iba,random", "--wandb", "false", "--plausibility.bin_unit", "piece")
+    run_eval(imdb_checkpoint, eraser_data, pieces, "--methods", "iba,random", "--wandb", "false", "--plausibility.bin_unit", "piece",
+             "--resume", "true", "--plausibility.aggregation", "max")
+    assert "aggregated by max" in (pieces / "plausibility.md").read_text() and "round(f * n) pieces" in (pieces / "plausibility.md").read_text()
+    by_piece = [json.loads(line) for line in (pieces / "shards" / "rank-0.jsonl").read_text().splitlines()]
+    assert {r["eraser"]["unit"] for r in by_piece} == {"piece"}
+    assert any(a["eraser"]["remove"]["iba"] != b["eraser"]["remove"]["iba"] for a, b in zip(sorted(records, key=lambda r: r["index"]),
+                                                                                          sorted(by_piece, key=lambda r: r["index"])))
 
     # windows: every word is seen, the degradation test is the same
     windowed = run_eval(imdb_checkpoint, eraser_data, tmp_path / "windows", "--methods", "iba,random", "--wandb", "false", "--plausibility.window_stride", "7")

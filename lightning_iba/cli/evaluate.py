@@ -50,7 +50,7 @@ from lightning_iba.evaluation.plausibility import PlausibilitySettings
 from lightning_iba.evaluation.plausibility_report import check_plausibility_run, report_plausibility
 from lightning_iba.evaluation.report import Report, merged_records, write_report
 from lightning_iba.evaluation.report_page import REPORT_PAGE, token_rationales, write_report_page
-from lightning_iba.evaluation.run import EvaluationModule, Instance, add_windows, collate, select_indices
+from lightning_iba.evaluation.run import EvaluationModule, Instance, add_windows, add_words, collate, select_indices
 from lightning_iba.evaluation.settings import check_resumable, read_settings, write_settings
 from lightning_iba.evaluation.shards import SHARD_DIR, ShardWriter, done_indices
 from lightning_iba.evaluation.timing import TIMING_FILE, write_timing
@@ -294,7 +294,8 @@ def main(args: list[str] | None = None) -> Report | None:
     labels = [name for name, _ in attributors]
     module = EvaluationModule(loaded.model, attributors, SpecialTokens.from_tokenizer(loaded.tokenizer), s.degradation, s.batch_size,
                               store_scores=s.store_scores, eraser_bins=s.plausibility.bins if task.rationales else None,
-                              layout=special_layout(loaded.tokenizer) if task.rationales else (1, 1))
+                              layout=special_layout(loaded.tokenizer) if task.rationales else (1, 1),
+                              eraser_unit=s.plausibility.bin_unit, eraser_aggregation=s.plausibility.aggregation)
 
     if first_process():
         if not s.resume:
@@ -311,8 +312,10 @@ def main(args: list[str] | None = None) -> Report | None:
         log.info("evaluation: attributing %d instances with %s [%.1f s]", len(pending), ", ".join(labels), time.perf_counter() - start)
         tokenizer = loaded.tokenizer
         instances = tokenize_instances(splits[s.split], pending, tokenizer, s.max_length)
+        texts = dict(zip(pending, splits[s.split].select(pending)["text"])) if task.rationales else {}
+        if task.rationales and s.plausibility.bin_unit == "word":  # ERASER's bins count whole words
+            add_words(instances, texts, tokenizer, s.max_length)
         if task.rationales and s.plausibility.window_stride:  # further windows over the whole text, for plausibility
-            texts = dict(zip(pending, splits[s.split].select(pending)["text"]))
             log.info("evaluation: %d instances longer than %d tokens get windows", add_windows(instances, texts, tokenizer, s.max_length, s.plausibility.window_stride), s.max_length)
         loader = DataLoader(
             instances, batch_size=s.batch_size,

@@ -167,13 +167,79 @@ def degrade(
     fractions = _as_fractions(fractions)
     removable = special.removable(input_ids, attention_mask)
     remove = removal_masks(scores.to(input_ids.device), removable, attention_mask, fractions, order, count, keep)
-    steps = fractions.numel()
-    flat = remove.flatten(0, 1)  # [B*S, T]
+    return degraded_inputs(input_ids, attention_mask, token_type_ids, remove, special, mode)
+
+
+def degraded_inputs(
+    input_ids: Tensor,  # [batch, tokens]
+    attention_mask: Tensor,  # [batch, tokens]
+    token_type_ids: Tensor | None,  # [batch, tokens]
+    remove: Tensor,  # [batch, steps, tokens] bool
+    special: SpecialTokens,
+    mode: Mode = "delete",
+) -> tuple[Tensor, Tensor, Tensor | None]:  # each [batch * steps, tokens'], instance-major
+    """The inputs with each step's pieces removed (deleted and re-padded, or masked)."""
+    steps = remove.shape[1]
     rep = lambda t: None if t is None else t.repeat_interleave(steps, dim=0)  # noqa: E731
-    return remove_tokens(rep(input_ids), rep(attention_mask), rep(token_type_ids), flat, mode, special.pad_id, special.mask_id)
+    return remove_tokens(rep(input_ids), rep(attention_mask), rep(token_type_ids), remove.flatten(0, 1).to(input_ids.device),
+                         mode, special.pad_id, special.mask_id)
 
 
 # --------------------------------------------------------------------------- running the model
+
+
+def word_removal_masks(
+    scores: Tensor,  # [batch, tokens]
+    words: Tensor,  # [batch, tokens] long: each piece's whitespace word, -1 for special tokens and padding
+    removable: Tensor,  # [batch, tokens] bool
+    fractions: Tensor,  # [steps]
+    keep: bool = False,
+    aggregation: str = "sum",
+) -> Tensor:  # [batch, steps, tokens] bool
+    """ERASER's bins in its own unit, whole words: which pieces each step removes when the top ceil(f * n) of the
+    n words in the input go (every piece of a chosen word; with `keep`, every removable piece of the others).
+    A word's score aggregates its pieces' (data.rationales.word_scores: sum, max or mean); ties go to the earlier
+    word. ceil(f * n) is taken after rounding f * n to 6 decimals, so that 0.1 * 30 is 3 words, not 4."""
+    from lightning_iba.data.rationales import word_scores  # data -> evaluation, not the other way round
+
+    masks = torch.zeros(scores.shape[0], fractions.numel(), scores.shape[1], dtype=torch.bool)
+    for b in range(scores.shape[0]):
+        w = words[b].cpu().numpy()
+        real = w >= 0
+        if not real.any():
+            continue
+        present = sorted(set(w[real].tolist()))  # the words in the input (a truncated text: the first ones)
+        dense = torch.as_tensor(w).clone()
+        dense[torch.as_tensor(real)] = torch.as_tensor([present.index(x) for x in w[real]])  # 0..n-1 in text order
+        per_word = torch.as_tensor(word_scores(scores[b].detach().double().cpu().numpy(), dense.numpy(), len(present), aggregation))
+        if not torch.isfinite(per_word).all():
+            raise LightningIBAError("attribution scores must be finite at every word")
+        rank = torch.empty(len(present), dtype=torch.long)
+        rank[torch.sort(-per_word, stable=True).indices] = torch.arange(len(present))
+        piece_rank = torch.where(dense >= 0, rank[dense.clamp(min=0)], len(present))  # [tokens]
+        k = torch.ceil(torch.round(fractions.double().cpu() * len(present), decimals=6)).long()  # [steps]
+        chosen = piece_rank[None, :] < k[:, None]  # [steps, tokens]
+        masks[b] = (~chosen & removable[b].cpu()[None, :]) if keep else (chosen & removable[b].cpu()[None, :])
+    return masks.to(scores.device)
+
+
+def masked_curve(
+    model: nn.Module,
+    input_ids: Tensor,  # [batch, tokens]
+    attention_mask: Tensor,  # [batch, tokens]
+    target: Tensor,  # [batch]
+    remove: Tensor,  # [batch, steps, tokens] bool: the pieces each step removes
+    special: SpecialTokens,
+    token_type_ids: Tensor | None = None,  # [batch, tokens]
+    mode: Mode = "delete",
+    batch_size: int = 64,
+) -> Tensor:  # [batch, steps] float32 on CPU: p(target | degraded input)
+    """p(y|x') of every instance with the pieces of each step's mask removed, from the original model."""
+    steps = remove.shape[1]
+    ids, mask, types = degraded_inputs(input_ids, attention_mask, token_type_ids, remove, special, mode)
+    probs = predict_proba(model, ids, mask, types, batch_size)  # [B*S, C]
+    tgt = target.to(probs.device).long().repeat_interleave(steps)
+    return probs.gather(1, tgt[:, None]).squeeze(1).view(-1, steps).cpu()
 
 
 def degradation_curve(
@@ -193,11 +259,9 @@ def degradation_curve(
 ) -> Tensor:  # [batch, steps] float32 on CPU: p(target | degraded input)
     """p(y|x') for every instance and fraction, from the original (bottleneck-free) model."""
     fractions = _as_fractions(fractions)
-    ids, mask, types = degrade(input_ids, attention_mask, scores, special, token_type_ids, fractions, mode, order, count, keep)
-    probs = predict_proba(model, ids, mask, types, batch_size)  # [B*S, C]
-    steps = fractions.numel()
-    tgt = target.to(probs.device).long().repeat_interleave(steps)
-    return probs.gather(1, tgt[:, None]).squeeze(1).view(-1, steps).cpu()
+    removable = special.removable(input_ids, attention_mask)
+    remove = removal_masks(scores.to(input_ids.device), removable, attention_mask, fractions, order, count, keep)
+    return masked_curve(model, input_ids, attention_mask, target, remove, special, token_type_ids, mode, batch_size)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -18,8 +18,10 @@ model saw, and `evidence`, the human spans as [start, end) positions into those 
 
 - Comprehensiveness / sufficiency (`eraser_faithfulness`): ERASER's AOPC over the bins {1, 5, 10, 20,
   50} %: the mean over the bins of p(y|x) - p(y|x without its top-b tokens), and of p(y|x) - p(y|only
-  its top-b tokens). Here the tokens are the word pieces of the truncated input and y is the gold class,
-  as in the degradation test (ERASER removes its own tokens and scores the predicted class).
+  its top-b tokens). The tokens are ERASER's, whole words (`bin_unit` "word": the top ceil(b * n) of the n
+  words in the truncated input, ranked by their aggregated scores; degradation.word_removal_masks), or word
+  pieces as the degradation test counts them ("piece"); y is the gold class, as in the degradation test
+  (ERASER scores the predicted class).
 
 Ties among scores are broken by position (the earlier word first), as in the degradation test.
 """
@@ -35,6 +37,7 @@ from lightning_iba.errors import LightningIBAError, check_choice
 
 #: ERASER's comprehensiveness / sufficiency bins (fractions of the tokens removed / kept).
 ERASER_BINS = (0.01, 0.05, 0.1, 0.2, 0.5)
+BIN_UNITS = ("word", "piece")
 
 
 @dataclass
@@ -49,6 +52,9 @@ class PlausibilitySettings:
         iou_threshold: a predicted span matches a gold span at IOU >= this (ERASER: 0.5). Reporting only.
         bins: fractions of ERASER's comprehensiveness and sufficiency (their AOPC over the bins), from an
             extra degradation pass of the same (truncated) input, on tasks with rationales only.
+        bin_unit: what a bin counts: "word" (ERASER's unit: the top ceil(f * n) of the n whitespace words in the
+            input go whole, ranked by their aggregated scores, so `aggregation` then also decides the run) or
+            "piece" (round(f * n) word pieces, as the degradation test counts).
         window_stride: null: plausibility over the words within max_length (the share of rationale words
             seen is reported); a number S: also score windows of max_length tokens every S word pieces over
             the whole text, each piece's scores averaged over the windows that hold it. The degradation
@@ -59,10 +65,12 @@ class PlausibilitySettings:
     top_fraction: float = 0.1
     iou_threshold: float = 0.5
     bins: list[float] = field(default_factory=lambda: list(ERASER_BINS))
+    bin_unit: str = "word"
     window_stride: int | None = None
 
     def __post_init__(self) -> None:
         check_choice("plausibility aggregation", self.aggregation, AGGREGATIONS)
+        check_choice("plausibility bin unit", self.bin_unit, BIN_UNITS)
         if not 0.0 < float(self.top_fraction) <= 1.0:
             raise LightningIBAError(f"plausibility.top_fraction must be in (0, 1], got {self.top_fraction!r}")
         if not 0.0 < float(self.iou_threshold) <= 1.0:
@@ -81,10 +89,12 @@ class PlausibilitySettings:
 
     def identity(self) -> dict:
         """The settings that change what a run computes (the rest only change the report)."""
-        return {"bins": list(self.bins), "window_stride": self.window_stride}
+        words = {"aggregation": self.aggregation} if self.bin_unit == "word" else {}  # it ranks the words of the bins
+        return {"bins": list(self.bins), "bin_unit": self.bin_unit, **words, "window_stride": self.window_stride}
 
     def reporting(self) -> dict:
-        return {"aggregation": self.aggregation, "top_fraction": self.top_fraction, "iou_threshold": self.iou_threshold}
+        words = {} if self.bin_unit == "word" else {"aggregation": self.aggregation}
+        return {**words, "top_fraction": self.top_fraction, "iou_threshold": self.iou_threshold}
 
 
 # ---------------------------------------------------------------- selections and spans

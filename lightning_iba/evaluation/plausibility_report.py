@@ -244,8 +244,11 @@ def plausibility_markdown(table: pd.DataFrame, metrics: Sequence[str], coverage:
         f"token_*: top-k words, k = the instance's rationale words; token_*_{settings.fraction_name}: the top "
         f"{100 * settings.top_fraction:g} % of the words; iou_*: ERASER's micro span P/R/F1 at IOU >= {settings.iou_threshold:g}; "
         f"auprc: ERASER's area under the precision-recall curve; comprehensiveness_aopc / sufficiency_aopc: ERASER's AOPC, "
-        f"over the bins {', '.join(f'{100 * b:g} %' for b in settings.bins)} of the word pieces of the truncated input (ERASER: "
-        "whole words of the whole text, rounded up), on every instance (faithfulness_n), for the gold class the "
+        f"over the bins {', '.join(f'{100 * b:g} %' for b in settings.bins)} of "
+        + ("the whole words of the input (the top ceil(f * n) words by their aggregated scores, all their word pieces; "
+           "ERASER's unit, over the words the model saw)" if settings.bin_unit == "word" else
+           "the word pieces of the input (round(f * n) pieces, as the degradation test; ERASER: ceil(f * n) whole words)")
+        + ", on every instance (faithfulness_n), for the gold class the "
         "explanations are for (ERASER: the predicted class; they agree on correctly classified reviews).",
         f"Intervals: paired bootstrap, {bootstrap.resamples} resamples, {bootstrap.percent}.",
         SPLIT_CAVEAT,
@@ -280,6 +283,7 @@ def report_plausibility(out: Path, dataset: str, split_name: str, methods: Seque
     settings.json), the reporting settings as given now; the report's metrics get the columns. None (with
     a warning) when no instance saw a rationale word (too short a max_length: try windows)."""
     computed = {**settings.reporting(), **(stored.get("plausibility") or settings.identity())}
+    computed.setdefault("bin_unit", "piece")  # a run from before bins counted words counted word pieces
     try:
         result = write_plausibility(out, dataset, split_name, methods, records, split, tokenizer, int(stored["max_length"]),
                                     PlausibilitySettings(**computed), bootstrap, report.metrics)

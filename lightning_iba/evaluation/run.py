@@ -15,7 +15,7 @@ from lightning_iba.attribution.base import Attributor
 from lightning_iba.errors import LightningIBAError
 from lightning_iba.models.utils import freeze
 from lightning_iba.data.tokens import SpecialTokens
-from lightning_iba.evaluation.degradation import DegradationSettings, degradation_curve
+from lightning_iba.evaluation.degradation import DegradationSettings, degradation_curve, masked_curve, word_removal_masks
 
 log = logging.getLogger("lightning_iba.evaluation")
 
@@ -41,6 +41,20 @@ class Instance:
     windows: list[tuple[int, list[int]]] = field(default_factory=list)
     #: word pieces of the untruncated text, without the special tokens (0: no windows)
     pieces: int = 0
+    #: each input_ids piece's whitespace word (-1: special token), for ERASER's word bins (add_words); none otherwise
+    words: list[int] = field(default_factory=list)
+
+
+def add_words(instances: list[Instance], texts: dict[int, str], tokenizer: Any, max_length: int) -> None:
+    """Gives each instance the whitespace word of each of its pieces (data.rationales.encode_words), for ERASER's
+    bins in words; `texts`: index -> text."""
+    from lightning_iba.data.rationales import encode_words
+
+    for inst in instances:
+        ids, words = encode_words(tokenizer, texts[inst.index], max_length)
+        if ids != inst.input_ids:
+            raise LightningIBAError(f"instance {inst.id}: its words were encoded to other pieces than its input")
+        inst.words = words.tolist()
 
 
 def add_windows(instances: list[Instance], texts: dict[int, str], tokenizer: Any, max_length: int, stride: int) -> int:
@@ -83,6 +97,8 @@ def collate(instances: list[Instance], pad_id: int) -> dict[str, Any]:
         "id": [i.id for i in instances],
         "windows": [i.windows for i in instances],
         "pieces": [i.pieces for i in instances],
+        **({"words": torch.tensor([i.words + [-1] * (width - len(i.words)) for i in instances])}  # [batch, tokens]
+           if all(i.words for i in instances) else {}),
     }
 
 
@@ -111,7 +127,8 @@ class EvaluationModule(pl.LightningModule):
 
     def __init__(self, model: nn.Module, attributors: list[tuple[str, Attributor]], special: SpecialTokens,
                  degradation: DegradationSettings, batch_size: int, store_scores: bool = False,
-                 eraser_bins: Sequence[float] | None = None, layout: tuple[int, int] = (1, 1)):
+                 eraser_bins: Sequence[float] | None = None, layout: tuple[int, int] = (1, 1),
+                 eraser_unit: str = "piece", eraser_aggregation: str = "sum"):
         super().__init__()
         self.model = freeze(model)
         self.attributors = attributors
@@ -123,6 +140,8 @@ class EvaluationModule(pl.LightningModule):
         self.store_scores = store_scores
         self.eraser_bins = None if eraser_bins is None else torch.tensor(list(eraser_bins), dtype=torch.float64)
         self.layout = layout
+        self.eraser_unit = eraser_unit  # "word": ERASER's bins count whole words (the batch's "words"), "piece": word pieces
+        self.eraser_aggregation = eraser_aggregation  # a word's score from its pieces', to rank the words
         #: the last batch's running time per method, for the shard writer's timing file (never in the records,
         #: which stay the same from run to run): {"indices", "device", "seconds": {method: {"attribution", "degradation"}}}
         self.batch_timing: dict[str, Any] | None = None
@@ -143,6 +162,13 @@ class EvaluationModule(pl.LightningModule):
 
     def _eraser_curve(self, batch: dict[str, Any], scores: Tensor, keep: bool) -> Tensor:  # [batch, bins]
         d = self.degradation
+        if self.eraser_unit == "word":
+            if "words" not in batch:
+                raise RuntimeError("ERASER's word bins need each instance's words (run.add_words)")
+            removable = self.special.removable(batch["input_ids"], batch["attention_mask"])
+            remove = word_removal_masks(scores, batch["words"], removable, self.eraser_bins, keep, self.eraser_aggregation)
+            return masked_curve(self.model, batch["input_ids"], batch["attention_mask"], batch["labels"], remove, self.special,
+                                batch["token_type_ids"], d.mode, self.forward_batch_size)
         return degradation_curve(
             self.model, batch["input_ids"], batch["attention_mask"], batch["labels"], scores, self.special,
             batch["token_type_ids"], self.eraser_bins, mode=d.mode, order="most", count=d.count, keep=keep,
@@ -250,6 +276,7 @@ class EvaluationModule(pl.LightningModule):
             if self.eraser_bins is not None:
                 record["eraser"] = {
                     "bins": self.eraser_bins.tolist(),
+                    "unit": self.eraser_unit,
                     "remove": {m: [round(float(p), 6) for p in c[i]] for m, c in eraser_remove.items()},
                     "keep": {m: [round(float(p), 6) for p in c[i]] for m, c in eraser_keep.items()},
                 }
