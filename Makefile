@@ -23,7 +23,7 @@ EVAL_OVERRIDES = $(if $(METHODS),--methods $(METHODS)) $(if $(INSTANCES),--insta
 	$(if $(DEVICES),--devices $(DEVICES))
 CHECK_DATASET = @case " $(DATASETS) " in *" $(DATASET) "*) ;; *) echo "unknown DATASET '$(DATASET)'; valid: $(DATASETS)" >&2; exit 2;; esac
 
-.PHONY: install test demo finetune evaluate table1 reproduce layer-sweep beta-sweep docs gpu-benchmark clean
+.PHONY: install test demo finetune evaluate table1 reproduce reproduce-status layer-sweep beta-sweep docs gpu-benchmark clean
 
 install: $(STAMP)
 
@@ -72,6 +72,10 @@ table1: install
 reproduce: install
 	@test -f configs/reproduce/$(PROFILE).yaml || { echo "no configs/reproduce/$(PROFILE).yaml; profiles: $$(ls configs/reproduce | sed 's/.yaml//')" >&2; exit 2; }
 	$(PY) -m lightning_iba.cli.reproduce --config configs/reproduce/$(PROFILE).yaml $(if $(ONLY),--only [$(ONLY)]) $(ARGS)
+
+# Where that reproduction stands: every stage, done (wall time) or running, interrupted, failed, not started.
+reproduce-status: install
+	@$(PY) -m lightning_iba.cli.reproduce --config configs/reproduce/$(PROFILE).yaml $(if $(ONLY),--only [$(ONLY)]) --status true
 
 layer-sweep: install
 	$(CHECK_DATASET)

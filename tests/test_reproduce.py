@@ -437,3 +437,53 @@ def test_a_stage_resumed_at_another_commit_records_both_and_a_rerun_supersedes_t
     assert f"finished stages: {records[1]['seconds'] / 3600:.2f} h" in readme
     assert f"superseded runs, whose outputs a re-run replaced, took another {records[0]['seconds'] / 3600:.2f} h" in readme
     assert "`aaa`, `bbb`" in readme
+
+
+def test_status_lists_the_stages_the_plans_run_in_their_order(tmp_path):
+    from lightning_iba.cli.reproduce import parse, reproduce_dataset, reproduce_rationales
+    from lightning_iba.cli.reproduction_status import planned_stages
+
+    s = parse(["--config", "configs/reproduce/cpu.yaml", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results")])
+    stages = RecordedStages(fake_sweep_outputs(["layer 0", "layer 4"], ["beta 1e-06", "beta 0.0001", "x only"]))
+    for plan in s.datasets:
+        reproduce_dataset(s, plan, stages)
+    (tmp_path / "runs" / "imdb" / "model").mkdir(parents=True)
+    (tmp_path / "runs" / "imdb" / "model" / "config.json").write_text("{}")
+    for plan in s.rationales:
+        reproduce_rationales(s, plan, stages)
+    ran = [name for name, _ in stages.commands]
+    assert planned_stages(s) == ran and len(ran) == 27 and "imdb/figure2b-reference" in ran
+    only = parse(["--config", "configs/reproduce/cpu.yaml", "--only", "[rte, eraser]"])
+    assert planned_stages(only) == [n for n in ran if n.startswith(("rte/", "eraser/"))]
+
+
+def test_status_says_what_is_done_running_interrupted_failed_or_not_started(tmp_path, capsys):
+    import os
+
+    from lightning_iba.cli.reproduce import main, parse
+    from lightning_iba.cli.reproduction_status import stage_states
+
+    results = tmp_path / "results"
+    results.mkdir()
+    record = lambda stage, status, seconds, **kw: json.dumps({"stage": stage, "command": "python x.py", "seconds": seconds, "status": status, **kw})  # noqa: E731
+    (results / "stages.jsonl").write_text("\n".join([
+        record("mnli/finetune", "done", 600.0, attempts=2, finished="2026-11-27 01:00:00"),
+        record("mnli/layer-sweep", "failed (1)", 30.0),
+        record("old/stage", "done", 60.0),
+    ]) + "\n")
+    (results / "running.json").write_text(json.dumps({"stage": "mnli/beta-selection", "seconds": 90.0, "attempts": 1}))
+    s = parse(["--config", "configs/reproduce/cpu.yaml", "--results", str(results), "--only", "[mnli]"])
+    beat = (results / "running.json").stat().st_mtime
+    states = dict(stage_states(s, now=beat + 5))
+    assert states["mnli/finetune"] == "done: 10.0 min (2 attempts), 2026-11-27 01:00:00"
+    assert states["mnli/layer-sweep"].startswith("failed (1) after 0.5 min")
+    assert states["mnli/beta-selection"] == "running: 1.5 min so far (attempt 1)"
+    assert states["mnli/evaluate-test"] == states["mnli/evaluate-test_mismatched"] == "not started"
+    assert states["old/stage"].endswith("(not in the plans now)")
+    later = dict(stage_states(s, now=beat + 3600))  # no beat for an hour: the process is gone
+    assert later["mnli/beta-selection"].startswith("interrupted after 1.5 min (attempt 1; 60 min ago)")
+    os.utime(results / "running.json")
+    main(["--config", "configs/reproduce/cpu.yaml", "--results", str(results), "--only", "[mnli]", "--status", "true"])
+    out = capsys.readouterr().out
+    assert out.startswith(f"reproduction {results}: 2 of 6 stages done") and "mnli/beta-selection" in out
+    assert not (results / "README.md").exists()  # status runs nothing and writes nothing

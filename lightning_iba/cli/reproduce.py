@@ -17,7 +17,8 @@ rationales (plausibility.csv), with a layer sweep of plausibility; summarised in
 This module is the entry point only: it parses the config into the settings and runs the plans in order. The parts:
 reproduction_settings (the settings), reproduction_stages (the resumable stage runner), reproduction_commands (the
 stage command lines), reproduction_plans (the stage sequences and the layer and beta choice), reproduction_outputs
-(collecting the small outputs), reproduction_figures (Figure 2) and reproduction_summaries (the Markdown pages).
+(collecting the small outputs), reproduction_figures (Figure 2), reproduction_summaries (the Markdown pages) and
+reproduction_status (`--status true`: where a run stands).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from lightning_iba.cli.reproduction_outputs import collect, split_accuracy
 from lightning_iba.cli.reproduction_plans import best_row, reproduce_dataset, reproduce_rationales
 from lightning_iba.cli.reproduction_settings import RATIONALE_METHODS, DatasetPlan, RationalePlan, ReproduceSettings
 from lightning_iba.cli.reproduction_stages import Stages
+from lightning_iba.cli.reproduction_status import status_text
 from lightning_iba.errors import LightningIBAError, exit_on_user_error
 
 #: what the tests and callers import from here (the parts live in the reproduction_* modules)
@@ -49,11 +51,16 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m lightning_iba.cli.reproduce", description="Table 1 and Figures 1-2, resumable.")
     p.add_argument("--config", action=ActionConfigFile, help="configs/reproduce/<profile>.yaml")
     p.add_class_arguments(ReproduceSettings, None)
+    p.add_argument("--status", type=bool, default=False, help="print where the reproduction stands (every stage, done or not) and exit")
     return p
 
 
 def parse(args: list[str] | None = None) -> ReproduceSettings:
-    cfg = build_parser().parse_args(args).as_dict()
+    return settings_from(build_parser().parse_args(args).as_dict())
+
+
+def settings_from(cfg: dict) -> ReproduceSettings:
+    """The reproduction's settings from a parsed config, checked."""
     top = {k: cfg[k] for k in ReproduceSettings.__dataclass_fields__}
     top["datasets"] = [DatasetPlan(**d) for d in top["datasets"] or []]
     if not top["datasets"]:
@@ -73,7 +80,11 @@ def parse(args: list[str] | None = None) -> ReproduceSettings:
 @exit_on_user_error
 def main(args: list[str] | None = None) -> None:
     setup_logging()
-    s = parse(args)
+    cfg = build_parser().parse_args(args).as_dict()
+    s = settings_from(cfg)
+    if cfg["status"]:
+        print(status_text(s))
+        return
     stages = Stages(Path(s.results))
     start = time.time()
     stopped: list[str] = []

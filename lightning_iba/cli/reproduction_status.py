@@ -1,0 +1,73 @@
+"""Where a reproduction stands (`make reproduce-status`): every stage the plans will run, in order, with what the
+records say of it: done (wall time, attempts), running or interrupted (the heartbeat's running time), failed, or
+not started. It reads `<results>/stages.jsonl` and `<results>/running.json` only; nothing is run or changed."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from lightning_iba.cli.reproduction_settings import ReproduceSettings
+from lightning_iba.cli.reproduction_stages import HEARTBEAT_SECONDS, read_stages
+
+
+def planned_stages(s: ReproduceSettings) -> list[str]:
+    """The names of the stages the reproduction runs, in order (`--only` applied), as reproduction_plans names them."""
+    names = []
+    for plan in s.datasets:
+        if s.runs_plan(plan.name):
+            names += [f"{plan.name}/{stage}" for stage in ("finetune", "layer-sweep", "beta-selection")]
+            names += [f"{plan.name}/evaluate-{split}" for split in plan.splits]
+            names += [f"{plan.name}/figure2b-{e}" for e in s.figure2b_estimators] if plan.figure2b else []
+    for r in s.rationales:
+        if s.runs_plan(r.name, rationale=True):
+            prefix = f"eraser/{r.name}"
+            if r.transfer:
+                names += [f"{prefix}/layer-sweep"] if r.layer_sweep else []
+            else:
+                names += [f"{prefix}/{stage}" for stage in ("finetune", "layer-sweep", "beta-selection")]
+            names += [f"{prefix}/evaluate-{split}" for split in r.splits]
+    return names
+
+
+def stage_states(s: ReproduceSettings, now: float | None = None) -> list[tuple[str, str]]:
+    """(stage, state) for every planned stage, then for recorded stages no plan names any more."""
+    results = Path(s.results)
+    last: dict[str, dict] = {}
+    for record in read_stages(results):
+        if record.get("status") == "done" or last.get(record["stage"], {}).get("status") != "done":
+            last[record["stage"]] = record  # the last finished record, else the last record
+    heartbeat = results / "running.json"
+    try:
+        beat = json.loads(heartbeat.read_text())
+        age = (now or time.time()) - heartbeat.stat().st_mtime
+    except (OSError, ValueError):
+        beat, age = {}, 0.0
+    planned = planned_stages(s)
+    states = []
+    for name in [*planned, *(n for n in last if n not in planned)]:
+        record = last.get(name)
+        if beat.get("stage") == name:
+            alive = age <= 2 * HEARTBEAT_SECONDS + 10  # beats every HEARTBEAT_SECONDS while the stage runs
+            attempt = f"attempt {beat.get('attempts', 1)}"
+            state = (f"running: {beat['seconds'] / 60:.1f} min so far ({attempt})" if alive else
+                     f"interrupted after {beat['seconds'] / 60:.1f} min ({attempt}; {age / 60:.0f} min ago): run the reproduction again to resume it")
+            if record is not None and record.get("status") == "done":
+                state += "; it had finished before with another command"
+        elif record is None:
+            state = "not started"
+        elif record.get("status") == "done":
+            attempts = record.get("attempts", 1)
+            state = f"done: {record['seconds'] / 60:.1f} min" + (f" ({attempts} attempts)" if attempts > 1 else "") + f", {record.get('finished', '')}"
+        else:
+            state = f"{record['status']} after {record['seconds'] / 60:.1f} min: fix it and run again"
+        states.append((name, state + ("" if name in planned else " (not in the plans now)")))
+    return states
+
+
+def status_text(s: ReproduceSettings, now: float | None = None) -> str:
+    """The stage states as aligned text lines, with a count of the finished ones."""
+    states = stage_states(s, now)
+    width = max((len(n) for n, _ in states), default=0)
+    done = sum(state.startswith("done") for _, state in states)
+    return "\n".join([f"reproduction {s.results}: {done} of {len(states)} stages done", *(f"  {n:<{width}}  {state}" for n, state in states)])
