@@ -384,3 +384,14 @@ def test_wilson_interval_matches_the_textbook_values_and_stays_in_the_unit_inter
     assert wilson_interval(20, 20)[1] == pytest.approx(1.0)
     with pytest.raises(LightningIBAError, match="at least one instance"):
         wilson_interval(0, 0)
+
+
+def test_a_run_from_before_erasers_word_bins_resumes_as_the_piece_unit_it_used(tmp_path):
+    from lightning_iba.evaluation.plausibility import PlausibilitySettings
+    from lightning_iba.evaluation.settings import check_resumable, write_settings
+
+    base = {"model_fingerprint": "sha256:x", "checkpoint": "m", "dataset": "eraser_movies"}
+    write_settings(tmp_path, {**base, "plausibility": {"bins": [0.01, 0.05, 0.1, 0.2, 0.5], "window_stride": None}}, {})  # the old identity
+    check_resumable(tmp_path, {**base, "plausibility": PlausibilitySettings(bin_unit="piece").identity()}, resume=True)
+    with pytest.raises(LightningIBAError, match="bin_unit"):
+        check_resumable(tmp_path, {**base, "plausibility": PlausibilitySettings(bin_unit="word").identity()}, resume=True)

@@ -239,6 +239,7 @@ def test_a_transfer_plan_evaluates_the_table1_model_with_its_layer_and_beta(tmp_
         assert command[command.index("--config") + 1] == "configs/evaluate/eraser_movies.yaml" and "configs/evaluate/cpu_minilm/eraser_movies.yaml" in command
         assert (flag(command, "--max_length"), flag(command, "--instances"), flag(command, "--degradation.count")) == ("256", "null", "all")
         assert "--plausibility.window_stride" not in command
+        assert flag(command, "--plausibility.bin_unit") == "word"  # named, so a stage of another unit is never skipped as done
     sweep, validation, test = (c for _, c in stages.commands)
     assert (flag(sweep, "--sweep"), flag(sweep, "--split"), flag(sweep, "--out")) == ("layer", "validation", str(runs / "layer-sweep"))
     for split, command in (("validation", validation), ("test", test)):
@@ -427,12 +428,20 @@ def test_a_stage_resumed_at_another_commit_records_both_and_a_rerun_supersedes_t
     stages.run("a", [sys.executable, "-c", "pass"])
     resumed = json.loads(stages.log.read_text().splitlines()[-1])
     assert resumed["commits"] == ["aaa", "bbb"] and resumed["commit"] == "bbb"
+    # a heartbeat written by older code names no commit: the earlier attempt's is unknown, not taken for this one's
+    stages.running.write_text(json.dumps({"stage": "c", "seconds": 60.0, "attempts": 1}))
+    stages.run("c", [sys.executable, "-c", "pass"])
+    assert json.loads(stages.log.read_text().splitlines()[-1])["commits"] == ["unknown", "bbb"]
+    stages.log.write_text("\n".join(stages.log.read_text().splitlines()[:1]) + "\n")
     # "a" re-run with another command: the first record is superseded, and its time is not the results' cost
     stages.run("a", [sys.executable, "-c", "import time; time.sleep(0.1)"])
     records = [json.loads(line) for line in stages.log.read_text().splitlines()]
     lines = stage_table(records)
     assert "superseded (done; re-run below)" in lines[2] and "aaa, bbb" in lines[2]
     assert "| a | done |" in lines[3] and "superseded" not in lines[3]
+    # a failed attempt before a finished one replaced no outputs: it is shown as failed, not superseded
+    failed = {**records[0], "status": "failed (1)"}
+    assert "| a | failed (1) |" in stage_table([failed, records[1]])[2]
     readme = write_readme(SimpleNamespace(results=str(tmp_path / "results"), rationales=[]), tmp_path / "results").read_text()
     assert f"finished stages: {records[1]['seconds'] / 3600:.2f} h" in readme
     assert f"superseded runs, whose outputs a re-run replaced, took another {records[0]['seconds'] / 3600:.2f} h" in readme

@@ -33,7 +33,7 @@ def rationale_evaluate_command(s: ReproduceSettings, plan: RationalePlan, out: P
     """An evaluate.py stage of the plan: its model (a transfer run says so), max_length and windows."""
     return evaluate_args(
         s, [f"configs/evaluate/{plan.dataset}.yaml", *plan.evaluate], rationale_model(s, plan), out, "--max_length", str(plan.max_length),
-        *(("--allow_task_transfer", "true") if plan.transfer else ()),
+        *(("--allow_task_transfer", "true") if plan.transfer else ()), "--plausibility.bin_unit", plan.bin_unit,
         *(("--plausibility.window_stride", str(plan.window_stride)) if plan.window_stride is not None else ()), *flags)
 
 

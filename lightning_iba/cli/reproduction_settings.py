@@ -60,6 +60,9 @@ class RationalePlan:
         window_stride: null: plausibility over the first max_length tokens (the share of rationale words
             seen is reported); S: also windows every S word pieces over the whole review (evaluate.py
             --plausibility.window_stride; costs about one attribution per window).
+        bin_unit: what ERASER's comprehensiveness / sufficiency bins count (evaluate.py --plausibility.bin_unit):
+            "word" (ERASER's unit) or "piece"; named in every stage command, so a finished stage is never
+            taken for one computed in another unit.
     """
 
     name: str
@@ -73,6 +76,7 @@ class RationalePlan:
     layer_sweep: bool = True
     max_length: int = 256
     window_stride: int | None = None
+    bin_unit: str = "word"
 
     @property
     def transfer(self) -> bool:

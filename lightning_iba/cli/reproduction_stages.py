@@ -48,10 +48,12 @@ class Stages:
         log.info("reproduce: %s%s: %s", stage, f" (attempt {earlier['attempts'] + 1}, {earlier['seconds']:.0f} s before)"
                  if earlier["attempts"] else "", printable)
         commit = current_commit()  # the code the stage runs with
-        commits = list(dict.fromkeys([*earlier.get("commits", []), commit]))  # every attempt's, first seen first
+        before = earlier.get("commits", ["unknown"] if earlier["attempts"] else [])  # a heartbeat of older code kept none
+        commits = list(dict.fromkeys([*before, commit]))  # every attempt's, first seen first
         start = time.time()
         elapsed = lambda: round(earlier["seconds"] + time.time() - start, 1)  # noqa: E731
         process = subprocess.Popen(command, cwd=REPO)
+        self._beat(stage, elapsed(), earlier["attempts"] + 1, commits)  # a kill before the first interval still counts the attempt
         while True:
             try:
                 returncode = process.wait(timeout=HEARTBEAT_SECONDS)

@@ -148,7 +148,7 @@ def superseded(stages: list[dict[str, Any]]) -> list[bool]:
     """Per record, whether a later finished record of the same stage replaced it (a stage re-run after its command
     changed): its outputs were overwritten, so its wall time is not part of the results' cost."""
     last_done = {r["stage"]: i for i, r in enumerate(stages) if r.get("status") == "done"}
-    return [i < last_done.get(r["stage"], -1) for i, r in enumerate(stages)]
+    return [r.get("status") == "done" and i < last_done.get(r["stage"], -1) for i, r in enumerate(stages)]
 
 
 def stage_table(stages: list[dict[str, Any]]) -> list[str]:

@@ -46,7 +46,8 @@ class PlausibilitySettings:
 
     Args:
         aggregation: a word's score from its word pieces' scores: sum (IBA's information is additive over
-            tokens), max or mean. Reporting only.
+            tokens), max or mean. With bin_unit "word" it also ranks the words ERASER's bins remove, so it is
+            part of the run (a resume with another is refused); with "piece", reporting only.
         top_fraction: the fixed-fraction variant of the token F1: the top `top_fraction` of the words seen
             (at least one). Reporting only.
         iou_threshold: a predicted span matches a gold span at IOU >= this (ERASER: 0.5). Reporting only.

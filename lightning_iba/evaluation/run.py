@@ -42,7 +42,7 @@ class Instance:
     #: word pieces of the untruncated text, without the special tokens (0: no windows)
     pieces: int = 0
     #: each input_ids piece's whitespace word (-1: special token), for ERASER's word bins (add_words); none otherwise
-    words: list[int] = field(default_factory=list)
+    words: list[int] | None = None
 
 
 def add_words(instances: list[Instance], texts: dict[int, str], tokenizer: Any, max_length: int) -> None:
@@ -98,7 +98,7 @@ def collate(instances: list[Instance], pad_id: int) -> dict[str, Any]:
         "windows": [i.windows for i in instances],
         "pieces": [i.pieces for i in instances],
         **({"words": torch.tensor([i.words + [-1] * (width - len(i.words)) for i in instances])}  # [batch, tokens]
-           if all(i.words for i in instances) else {}),
+           if all(i.words is not None for i in instances) else {}),
     }
 
 

@@ -52,6 +52,8 @@ def check_resumable(out: str | Path, identity: dict[str, Any], resume: bool) -> 
     previous = read_settings(out)
     if previous is None:
         return
+    if isinstance(previous.get("plausibility"), dict) and "bin_unit" not in previous["plausibility"]:
+        previous["plausibility"] = {**previous["plausibility"], "bin_unit": "piece"}  # written before ERASER's bins counted words
     path = Path(out) / SETTINGS_FILE
     if not resume:
         raise LightningIBAError(f"{out} already holds an evaluation; pass --resume to continue it, or choose another --out")

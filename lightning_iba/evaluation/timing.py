@@ -20,7 +20,9 @@ COLUMNS = ["method", "device", "instances", "attribution_s", "degradation_s", "t
 
 def timing_table(out: Path, methods: Sequence[str]) -> pd.DataFrame:
     """Per method and device: the instances timed and the mean seconds per instance (attribution, degradation,
-    their sum); a batch evaluated twice (its first run killed before its records were complete) counts once."""
+    their sum). A batch is timed after its records are written, so a killed batch is timed once, by the attempt
+    that completes it; an identical repeated entry is dropped. Instances a multi-device run pads with repeats
+    are timed like the others (seconds per instance stay right; `instances` may exceed the run's n slightly)."""
     seen: set[tuple[int, ...]] = set()
     rows = []
     for entry in read_timing(out):
