@@ -67,8 +67,9 @@ table1: install
 	@cat runs/table1.csv
 
 # Table 1 (five columns, intervals) and Figures 1-2 end to end from configs/reproduce/$(PROFILE).yaml: fine-tunes,
-# chooses IBA's layer and beta on validation, evaluates the test sets. Resumable: run it again after a kill;
-# finished stages are skipped (ONLY="rte,imdb" limits the datasets).
+# chooses IBA's layer and beta on validation, evaluates the test sets, then the ERASER plausibility plans.
+# Resumable: run it again after a kill; finished stages are skipped (ONLY="rte,imdb" limits the datasets,
+# ONLY=eraser runs only the plausibility plans).
 reproduce: install
 	@test -f configs/reproduce/$(PROFILE).yaml || { echo "no configs/reproduce/$(PROFILE).yaml; profiles: $$(ls configs/reproduce | sed 's/.yaml//')" >&2; exit 2; }
 	$(PY) -m lightning_iba.cli.reproduce --config configs/reproduce/$(PROFILE).yaml $(if $(ONLY),--only [$(ONLY)]) $(ARGS)

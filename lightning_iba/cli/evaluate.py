@@ -99,8 +99,9 @@ class EvaluationSettings:
         wandb_project: the W&B project.
         store_scores: keep every instance's token ids and each method's token scores in the shards (for the
             per-instance views and plausibility); false keeps only the curves (smaller shards).
-        plausibility: for tasks with human rationales (eraser_movies): word-level aggregation, top-k fraction,
-            IOU threshold (reporting only), ERASER's bins and the plausibility windows (part of the run).
+        plausibility: for tasks with human rationales (eraser_movies): top-k fraction and IOU threshold
+            (reporting only); ERASER's bins, their unit, the word-level aggregation when the bins count words,
+            and the plausibility windows (part of the run).
     """
 
     checkpoint: str | None = None

@@ -1,6 +1,8 @@
 """Where a reproduction stands (`make reproduce-status`): every stage the plans will run, in order, with what the
 records say of it: done (wall time, attempts), running or interrupted (the heartbeat's running time), failed, or
-not started. It reads `<results>/stages.jsonl` and `<results>/running.json` only; nothing is run or changed."""
+not started. It reads `<results>/stages.jsonl` and `<results>/running.json` only; nothing is run or changed.
+"done" is the record's word: a stage whose command has changed since (new flags, another chosen layer) is
+re-run by `make reproduce`, which says so, but not flagged here (the commands depend on earlier stages' outputs)."""
 from __future__ import annotations
 
 import json

@@ -174,10 +174,10 @@ def write_readme(s: ReproduceSettings, results: Path) -> Path:
         f"- code: commit(s) {', '.join(f'`{c}`' for c in commits) or 'none yet'} (per stage below; `+changes`: tracked files other than `results/` differed from it)",
         f"- wall time of the finished stages: {sum(r['seconds'] for r in done) / 3600:.2f} h on this machine (sum over stages; "
         "a stage resumed after a kill counts the running time of every attempt; every stage's own command is below)"
-        + (f"; superseded runs, whose outputs a re-run replaced, took another {sum(r['seconds'] for r in replaced) / 3600:.2f} h" if replaced else ""),
+        + (f"; superseded runs (re-run after their command changed: their outputs were replaced or moved aside) took another {sum(r['seconds'] for r in replaced) / 3600:.2f} h" if replaced else ""),
         "- `table1.md`: Table 1 with intervals beside the paper's; per dataset `<dataset>/`: `finetune_metrics.json`, "
         "`selection.json` (layer and beta chosen on validation), `layer-sweep/` (Figure 2a), `beta-selection/`, "
-        "`eval-<split>/` (Table 1 column, Figure 1 curves, metrics, differences), `figure2b-<estimator>/` (Figure 2b).",
+        "`eval-<split>/` (Table 1 column, Figure 1 curves, metrics, differences, settings, timing.csv where the run was timed), `figure2b-<estimator>/` (Figure 2b).",
         *(["- `eraser/plausibility.md`: plausibility against ERASER's human rationales (the `rationales` plans: "
            + ", ".join(f"`{r.name}`" + (f" = the {r.model_from} model, transfer" if r.transfer else " = fine-tuned on its train split") for r in s.rationales)
            + "); per plan `eraser/<name>/`: `selection.json`, `eval-<split>/`, `layer-sweep/`."] if s.rationales else []), "",
