@@ -60,7 +60,7 @@ def test_a_killed_stage_resumed_records_the_running_time_of_every_attempt(tmp_pa
     stages.running.write_text(json.dumps({"stage": "other", "seconds": 500.0, "attempts": 4}))  # another stage's: ignored
     stages.run("a", peek)
     beat = json.loads(seen.read_text())
-    assert beat["stage"] == "a" and beat["attempts"] == 1 and 0.2 <= beat["seconds"] < 1.5
+    assert beat["stage"] == "a" and beat["attempts"] == 1 and 0.2 <= beat["seconds"] < 1.5 and "out" not in beat
     first = json.loads(stages.log.read_text().splitlines()[-1])
     assert first["attempts"] == 1 and 1.5 <= first["seconds"] < 100 and not stages.running.exists()
     # an attempt at "b" killed after 600 s left its heartbeat; the next attempt adds its own time to it
@@ -491,6 +491,15 @@ def test_status_says_what_is_done_running_interrupted_failed_or_not_started(tmp_
     assert states["old/stage"].endswith("(not in the plans now)")
     later = dict(stage_states(s, now=beat + 3600))  # no beat for an hour: the process is gone
     assert later["mnli/beta-selection"].startswith("interrupted after 1.5 min (attempt 1; 60 min ago)")
+    # an evaluation stage's heartbeat names its folder: the status counts the instances done there
+    out = tmp_path / "beta-selection"
+    (out / "shards").mkdir(parents=True)
+    (out / "settings.json").write_text(json.dumps({"model_fingerprint": "sha256:x", "instances": 200}))
+    (out / "shards" / "rank-0.jsonl").write_text("".join(json.dumps({"index": i, "id": str(i), "label": 0, "original_prob": 0.5, "remove": {}, "keep": {}}) + "\n"
+                                                       for i in range(96)))
+    (results / "running.json").write_text(json.dumps({"stage": "mnli/beta-selection", "seconds": 90.0, "attempts": 1, "out": str(out)}))
+    beat = (results / "running.json").stat().st_mtime
+    assert dict(stage_states(s, now=beat + 5))["mnli/beta-selection"] == "running: 1.5 min so far (attempt 1, 96 of 200 instances done)"
     os.utime(results / "running.json")
     main(["--config", "configs/reproduce/cpu.yaml", "--results", str(results), "--only", "[mnli]", "--status", "true"])
     out = capsys.readouterr().out

@@ -28,7 +28,7 @@ class Stages:
 
     def __init__(self, results: Path):
         self.log = results / "stages.jsonl"
-        self.running = results / "running.json"  # {stage, seconds, attempts, commits} of the stage in progress
+        self.running = results / "running.json"  # {stage, seconds, attempts, commits, out} of the stage in progress
         results.mkdir(parents=True, exist_ok=True)
 
     def done(self) -> dict[str, dict[str, Any]]:
@@ -52,14 +52,16 @@ class Stages:
         commits = list(dict.fromkeys([*before, commit]))  # every attempt's, first seen first
         start = time.time()
         elapsed = lambda: round(earlier["seconds"] + time.time() - start, 1)  # noqa: E731
+        out = command[command.index("--out") + 1] if "--out" in command[:-1] else None  # an evaluation's folder: its progress
+        beat = lambda: self._beat(stage, elapsed(), earlier["attempts"] + 1, commits, out)  # noqa: E731
         process = subprocess.Popen(command, cwd=REPO)
-        self._beat(stage, elapsed(), earlier["attempts"] + 1, commits)  # a kill before the first interval still counts the attempt
+        beat()  # a kill before the first interval still counts the attempt
         while True:
             try:
                 returncode = process.wait(timeout=HEARTBEAT_SECONDS)
                 break
             except subprocess.TimeoutExpired:
-                self._beat(stage, elapsed(), earlier["attempts"] + 1, commits)
+                beat()
         seconds = elapsed()
         with self.log.open("a") as fh:
             fh.write(json.dumps({"stage": stage, "command": printable, "seconds": seconds, "attempts": earlier["attempts"] + 1,
@@ -77,9 +79,10 @@ class Stages:
             beat = {}
         return beat if beat.get("stage") == stage else {"stage": stage, "seconds": 0.0, "attempts": 0, "commits": []}
 
-    def _beat(self, stage: str, seconds: float, attempts: int, commits: list[str]) -> None:
+    def _beat(self, stage: str, seconds: float, attempts: int, commits: list[str], out: str | None = None) -> None:
         partial = self.running.with_suffix(".tmp")
-        partial.write_text(json.dumps({"stage": stage, "seconds": seconds, "attempts": attempts, "commits": commits}))
+        partial.write_text(json.dumps({"stage": stage, "seconds": seconds, "attempts": attempts, "commits": commits,
+                                       **({"out": out} if out else {})}))
         partial.replace(self.running)  # atomic: a kill leaves the previous beat or this one
 
 

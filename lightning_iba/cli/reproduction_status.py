@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lightning_iba.cli.reproduction_settings import ReproduceSettings
 from lightning_iba.cli.reproduction_stages import HEARTBEAT_SECONDS, read_stages
+from lightning_iba.errors import LightningIBAError
 
 
 def planned_stages(s: ReproduceSettings) -> list[str]:
@@ -30,6 +31,21 @@ def planned_stages(s: ReproduceSettings) -> list[str]:
                 names += [f"{prefix}/{stage}" for stage in ("finetune", "layer-sweep", "beta-selection")]
             names += [f"{prefix}/evaluate-{split}" for split in r.splits]
     return names
+
+
+def progress(out: str | None) -> str:
+    """", 96 of 200 instances done" for an evaluation's output folder (its shards and settings.json); "" otherwise."""
+    from lightning_iba.evaluation.settings import read_settings
+    from lightning_iba.evaluation.shards import done_indices
+
+    if not out or not Path(out).is_dir():
+        return ""
+    try:
+        done = len(done_indices(Path(out)))
+        wanted = (read_settings(Path(out)) or {}).get("instances")
+    except (LightningIBAError, OSError):  # a damaged folder: the status says nothing of it (evaluate.py names the damage on resume)
+        return ""
+    return f", {done} of {wanted} instances done" if isinstance(wanted, int) else f", {done} instances done"
 
 
 def stage_states(s: ReproduceSettings, now: float | None = None) -> list[tuple[str, str]]:
@@ -52,6 +68,7 @@ def stage_states(s: ReproduceSettings, now: float | None = None) -> list[tuple[s
         if beat.get("stage") == name:
             alive = age <= 2 * HEARTBEAT_SECONDS + 10  # beats every HEARTBEAT_SECONDS while the stage runs
             attempt = f"attempt {beat.get('attempts', 1)}"
+            attempt += progress(beat.get("out"))
             state = (f"running: {beat['seconds'] / 60:.1f} min so far ({attempt})" if alive else
                      f"interrupted after {beat['seconds'] / 60:.1f} min ({attempt}; {age / 60:.0f} min ago): run the reproduction again to resume it")
             if record is not None and record.get("status") == "done":
