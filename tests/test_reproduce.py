@@ -505,3 +505,22 @@ def test_status_says_what_is_done_running_interrupted_failed_or_not_started(tmp_
     out = capsys.readouterr().out
     assert out.startswith(f"reproduction {results}: 2 of 6 stages done") and "mnli/beta-selection" in out
     assert not (results / "README.md").exists()  # status runs nothing and writes nothing
+
+
+def test_the_models_table_gives_accuracies_with_wilson_intervals(tmp_path):
+    from lightning_iba.cli.reproduce import DatasetPlan, ReproduceSettings
+    from lightning_iba.cli.reproduction_summaries import finetune_accuracy_cell as accuracy_cell, write_summary
+
+    assert accuracy_cell(0.682731, 249) == "68.3 % [62.3, 73.7]" and accuracy_cell(None, 249) is None and accuracy_cell(0.7, 0) is None
+    s = ReproduceSettings(runs=str(tmp_path / "runs"), results=str(tmp_path / "results"), datasets=[DatasetPlan("rte"), DatasetPlan("imdb")])
+    (tmp_path / "results" / "rte").mkdir(parents=True)
+    (tmp_path / "results" / "rte" / "finetune_metrics.json").write_text(json.dumps(
+        {"validation_acc": 0.682731, "validation_n": 249, "test_acc": 0.67148, "test_n": 277}))
+    (tmp_path / "results" / "rte" / "eval-test").mkdir()
+    pd.DataFrame({"method": ["random"], "dataset": "rte", "n": 277, "original_prob": 0.7, "drop_11": [0.01], "drop_11_lo": [0.0],
+                  "drop_11_hi": [0.02]}).to_csv(tmp_path / "results" / "rte" / "eval-test" / "table1.csv", index=False)
+    pd.DataFrame(columns=["method_a", "method_b", "metric", "diff", "lo", "hi", "excludes_zero"]).to_csv(
+        tmp_path / "results" / "rte" / "eval-test" / "differences.csv", index=False)
+    page = write_summary(s).read_text()
+    assert "| rte | 68.3 % [62.3, 73.7] | 249 | 67.1 % [61.4, 72.4] | 277 |" in page, page
+    assert "| imdb | – | – | – | – |" in page

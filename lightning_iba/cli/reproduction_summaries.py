@@ -18,6 +18,16 @@ from lightning_iba.evaluation.intervals import paired_difference
 ORDER = [("imdb", "test"), ("mnli", "test"), ("mnli", "test_mismatched"), ("agnews", "test"), ("rte", "test")]
 
 
+def finetune_accuracy_cell(accuracy: float | None, n: int | None) -> str | None:
+    """"68.3 % [62.3, 73.7]": an accuracy on n instances with its 95 % Wilson interval (None when not measured)."""
+    from lightning_iba.evaluation.intervals import wilson_interval
+
+    if accuracy is None or not n:
+        return None
+    lo, hi = wilson_interval(round(accuracy * n), n)
+    return f"{100 * accuracy:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
 def write_summary(s: ReproduceSettings) -> Path:
     """`<results>/table1.md` (ours beside the paper's, differences, readings) and `<results>/README.md`
     (command, commit, wall time per stage)."""
@@ -30,8 +40,9 @@ def write_summary(s: ReproduceSettings) -> Path:
     rows = []
     for plan in s.datasets:
         m, c = read_json(results / plan.name / "finetune_metrics.json"), read_json(results / plan.name / "selection.json")
-        rows.append({"dataset": plan.name, "validation acc": m.get("validation_acc"), "validation n": m.get("validation_n"),
-                     "held-out test acc": m.get("test_acc"), "test n": m.get("test_n"), "IBA layer": c.get("layer"), "IBA beta": c.get("beta")})
+        rows.append({"dataset": plan.name, "validation acc [95 % CI]": finetune_accuracy_cell(m.get("validation_acc"), m.get("validation_n")),
+                     "validation n": m.get("validation_n"), "held-out test acc [95 % CI]": finetune_accuracy_cell(m.get("test_acc"), m.get("test_n")),
+                     "test n": m.get("test_n"), "IBA layer": c.get("layer"), "IBA beta": c.get("beta")})
     table1 = results / "table1.md"
     table1.write_text(summary_markdown(columns, pd.DataFrame(rows)) if columns else "# Table 1\n\nNo evaluation has finished yet.\n")
     write_readme(s, results)
