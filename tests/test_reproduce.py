@@ -524,3 +524,21 @@ def test_the_models_table_gives_accuracies_with_wilson_intervals(tmp_path):
     page = write_summary(s).read_text()
     assert "| rte | 68.3 % [62.3, 73.7] | 249 | 67.1 % [61.4, 72.4] | 277 |" in page, page
     assert "| imdb | – | – | – | – |" in page
+
+
+def test_a_rerun_moves_the_earlier_outputs_aside_once_so_the_evaluation_does_not_refuse_to_mix(tmp_path):
+    stages = Stages(tmp_path / "results")
+    out = tmp_path / "eval-test"
+    # the stage writes a file named after its command into --out, and refuses a folder another command wrote (as evaluate.py does)
+    write = lambda tag: [sys.executable, "-c", f"import pathlib, sys; o = pathlib.Path(sys.argv[2]); o.mkdir(exist_ok=True); "  # noqa: E731
+                         f"sys.exit(3) if any(p.name != {tag!r} for p in o.iterdir()) else (o / {tag!r}).write_text('x')", "--out", str(out)]
+    stages.run("d/evaluate-test", write("first"))
+    stages.run("d/evaluate-test", write("second"))  # another command: the first run's folder goes aside, the re-run succeeds
+    assert sorted(p.name for p in out.iterdir()) == ["second"]
+    assert sorted(p.name for p in (tmp_path / "eval-test-superseded-1").iterdir()) == ["first"]
+    # a re-run interrupted mid-way (its heartbeat left) resumes in its own folder: nothing is moved again
+    stages.running.write_text(json.dumps({"stage": "d/evaluate-test", "seconds": 5.0, "attempts": 1, "commits": ["x"]}))
+    stages.run("d/evaluate-test", write("second") + ["--again"])
+    assert sorted(p.name for p in out.iterdir()) == ["second"] and not (tmp_path / "eval-test-superseded-2").exists()
+    stages.run("d/evaluate-test", write("third"))  # changed again, nothing in flight: superseded-2
+    assert (tmp_path / "eval-test-superseded-2" / "second").exists() and (out / "third").exists()

@@ -45,6 +45,10 @@ class Stages:
                 return
             log.warning("reproduce: %s finished before with another command, so it runs again; was: %s", stage, as_rerun(finished["command"]))
         earlier = self._earlier_attempts(stage)
+        out = command[command.index("--out") + 1] if "--out" in command[:-1] else None  # an evaluation's folder: its progress
+        if finished and not earlier["attempts"] and out and Path(out).exists():  # a re-run's first attempt: keep the old results
+            aside = move_aside(Path(out))
+            log.warning("reproduce: %s: the earlier run's outputs moved to %s (the re-run would refuse to mix with them)", stage, aside)
         log.info("reproduce: %s%s: %s", stage, f" (attempt {earlier['attempts'] + 1}, {earlier['seconds']:.0f} s before)"
                  if earlier["attempts"] else "", printable)
         commit = current_commit()  # the code the stage runs with
@@ -52,7 +56,6 @@ class Stages:
         commits = list(dict.fromkeys([*before, commit]))  # every attempt's, first seen first
         start = time.time()
         elapsed = lambda: round(earlier["seconds"] + time.time() - start, 1)  # noqa: E731
-        out = command[command.index("--out") + 1] if "--out" in command[:-1] else None  # an evaluation's folder: its progress
         beat = lambda: self._beat(stage, elapsed(), earlier["attempts"] + 1, commits, out)  # noqa: E731
         process = subprocess.Popen(command, cwd=REPO)
         beat()  # a kill before the first interval still counts the attempt
@@ -84,6 +87,15 @@ class Stages:
         partial.write_text(json.dumps({"stage": stage, "seconds": seconds, "attempts": attempts, "commits": commits,
                                        **({"out": out} if out else {})}))
         partial.replace(self.running)  # atomic: a kill leaves the previous beat or this one
+
+
+def move_aside(folder: Path) -> Path:
+    """Renames `folder` to `<folder>-superseded-<k>` (the first k free) and returns the new path."""
+    k = 1
+    while (aside := folder.with_name(f"{folder.name}-superseded-{k}")).exists():
+        k += 1
+    folder.rename(aside)
+    return aside
 
 
 def printable_command(command: list[str]) -> str:
