@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytorch_lightning as pl
 from jsonargparse import ActionConfigFile, ArgumentParser
 from torch.utils.data import DataLoader
@@ -338,9 +337,6 @@ def main(args: list[str] | None = None) -> Report | None:
     report = write_report(out, task.name, labels, records, degradation, title, s.bootstrap)
     if (timing := write_timing(out, labels)) is not None:  # seconds per instance of each method, per device
         report.files[TIMING_FILE] = timing
-        for row in pd.read_csv(timing).itertuples():
-            log.info("timing: %s on %s: %.3f s per instance (attribution %.3f, degradation %.3f; %d instances timed)",
-                     row.method, row.device, row.total_s, row.attribution_s, row.degradation_s, row.instances)
     plausibility = None
     if task.rationales:  # plausibility.csv/.md, plausibility_differences.*, the columns in metrics.csv
         plausibility = report_plausibility(out, task.name, s.split, labels, records, splits[s.split], loaded.tokenizer, stored,

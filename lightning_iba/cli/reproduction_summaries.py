@@ -176,8 +176,9 @@ def stage_table(stages: list[dict[str, Any]]) -> list[str]:
 def write_readme(s: ReproduceSettings, results: Path) -> Path:
     stages = read_stages(results)
     commits = sorted({c for r in stages for c in r.get("commits") or [r.get("commit", "unknown")]})
-    done = [r for r, old in zip(stages, superseded(stages)) if r["status"] == "done" and not old]
-    replaced = [r for r, old in zip(stages, superseded(stages)) if old]
+    marked = superseded(stages)
+    done = [r for r, old in zip(stages, marked) if r["status"] == "done" and not old]
+    replaced = [r for r, old in zip(stages, marked) if old]
     lines = [
         f"# Reproduction outputs ({Path(s.results).name})", "",
         "Written by `make reproduce PROFILE=cpu` (`python -m lightning_iba.cli.reproduce --config configs/reproduce/cpu.yaml`); "

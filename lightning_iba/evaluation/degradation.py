@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Literal, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -208,9 +209,9 @@ def word_removal_masks(
         real = w >= 0
         if not real.any():
             continue
-        present = sorted(set(w[real].tolist()))  # the words in the input (a truncated text: the first ones)
+        present, inverse = np.unique(w[real], return_inverse=True)  # the words in the input (a truncated text: the first ones)
         dense = torch.as_tensor(w).clone()
-        dense[torch.as_tensor(real)] = torch.as_tensor([present.index(x) for x in w[real]])  # 0..n-1 in text order
+        dense[torch.as_tensor(real)] = torch.as_tensor(inverse)  # 0..n-1 in text order
         per_word = torch.as_tensor(word_scores(scores[b].detach().double().cpu().numpy(), dense.numpy(), len(present), aggregation))
         if not torch.isfinite(per_word).all():
             raise LightningIBAError("attribution scores must be finite at every word")

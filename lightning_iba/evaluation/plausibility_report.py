@@ -283,7 +283,6 @@ def report_plausibility(out: Path, dataset: str, split_name: str, methods: Seque
     settings.json), the reporting settings as given now; the report's metrics get the columns. None (with
     a warning) when no instance saw a rationale word (too short a max_length: try windows)."""
     computed = {**settings.reporting(), **(stored.get("plausibility") or settings.identity())}
-    computed.setdefault("bin_unit", "piece")  # a run from before bins counted words counted word pieces
     try:
         result = write_plausibility(out, dataset, split_name, methods, records, split, tokenizer, int(stored["max_length"]),
                                     PlausibilitySettings(**computed), bootstrap, report.metrics)

@@ -23,7 +23,8 @@ NOT_COMPARED = (EXECUTION, REPORT)
 
 
 def read_settings(out: str | Path) -> dict[str, Any] | None:
-    """The settings file of an output folder, None if there is none; one-line error if it is damaged."""
+    """The settings file of an output folder, None if there is none; one-line error if it is damaged. A file written
+    before ERASER's bins could count words reads as the word-piece unit it used."""
     path = Path(out) / SETTINGS_FILE
     if not path.is_file():
         return None
@@ -35,6 +36,8 @@ def read_settings(out: str | Path) -> dict[str, Any] | None:
         ) from None
     if not isinstance(data, dict) or "model_fingerprint" not in data:
         raise LightningIBAError(f"{path} is not an evaluation settings file of this version; start over in an empty --out")
+    if isinstance(data.get("plausibility"), dict) and "bin_unit" not in data["plausibility"]:
+        data["plausibility"] = {**data["plausibility"], "bin_unit": "piece"}
     return data
 
 
@@ -52,8 +55,6 @@ def check_resumable(out: str | Path, identity: dict[str, Any], resume: bool) -> 
     previous = read_settings(out)
     if previous is None:
         return
-    if isinstance(previous.get("plausibility"), dict) and "bin_unit" not in previous["plausibility"]:
-        previous["plausibility"] = {**previous["plausibility"], "bin_unit": "piece"}  # written before ERASER's bins counted words
     path = Path(out) / SETTINGS_FILE
     if not resume:
         raise LightningIBAError(f"{out} already holds an evaluation; pass --resume to continue it, or choose another --out")

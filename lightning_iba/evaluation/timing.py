@@ -7,6 +7,7 @@ thread count) gets its own rows, so a run resumed on other hardware never mixes 
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -14,6 +15,7 @@ import pandas as pd
 
 from lightning_iba.evaluation.shards import read_timing
 
+log = logging.getLogger("lightning_iba.evaluation")
 TIMING_FILE = "timing.csv"
 COLUMNS = ["method", "device", "instances", "attribution_s", "degradation_s", "total_s"]
 
@@ -47,8 +49,8 @@ def timing_table(out: Path, methods: Sequence[str]) -> pd.DataFrame:
 
 
 def write_timing(out: Path, methods: Sequence[str]) -> Path | None:
-    """Writes `<out>/timing.csv` (seconds per instance, 4 significant digits); None when no batch was timed
-    (a run from before timing was kept)."""
+    """Writes `<out>/timing.csv` (seconds per instance, 4 significant digits) and logs a line per method and
+    device; None when no batch was timed (a run from before timing was kept)."""
     table = timing_table(out, methods)
     if table.empty:
         return None
@@ -56,4 +58,7 @@ def write_timing(out: Path, methods: Sequence[str]) -> Path | None:
     for c in ("attribution_s", "degradation_s", "total_s"):
         table[c] = table[c].map(lambda v: float(f"{v:.4g}"))
     table.to_csv(path, index=False)
+    for row in table.itertuples():
+        log.info("timing: %s on %s: %.3f s per instance (attribution %.3f, degradation %.3f; %d instances timed)",
+                 row.method, row.device, row.total_s, row.attribution_s, row.degradation_s, row.instances)
     return path
