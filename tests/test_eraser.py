@@ -255,6 +255,7 @@ def test_evaluate_reports_plausibility_with_coverage_windows_and_wandb(imdb_chec
     assert settings["plausibility"] == {"bins": [0.01, 0.05, 0.1, 0.2, 0.5], "bin_unit": "word", "aggregation": "sum", "window_stride": None}
     assert settings["task_transfer"] and settings["report"]["plausibility"] == {"top_fraction": 0.1, "iou_threshold": 0.5}
     assert "the whole words of the input (the top ceil(f * n) words" in md
+    assert "for the class the explanations are for: the gold class (ERASER: the predicted class" in md  # --target gold, the default
 
     # another fixed fraction re-reports on --resume without attributing again; a window stride is another run, and so
     # is another aggregation (it ranks the words of ERASER's bins)
@@ -296,3 +297,12 @@ def test_evaluate_refuses_what_plausibility_cannot_use(imdb_checkpoint, eraser_d
     with pytest.raises(SystemExit):
         run_eval(imdb_checkpoint, eraser_data, tmp_path / "b", "--methods", "random", "--plausibility.window_stride", "15", "--wandb", "false")
     assert "plausibility.window_stride 15 would leave gaps between windows of 14 word pieces" in capsys.readouterr().err
+
+
+def test_an_eraser_run_with_the_predicted_target_scores_and_says_so(imdb_checkpoint, eraser_data, tmp_path):
+    """ERASER's own choice: the predicted class explained and scored, and plausibility.md says so."""
+    predicted = tmp_path / "predicted"
+    run_eval(imdb_checkpoint, eraser_data, predicted, "--methods", "random", "--wandb", "false", "--target", "predicted")
+    assert "for the class the explanations are for: the predicted class, as in ERASER." in (predicted / "plausibility.md").read_text()
+    by_prediction = [json.loads(line) for line in (predicted / "shards" / "rank-0.jsonl").read_text().splitlines()]
+    assert all(r["original_prob"] == pytest.approx(r["probs"][r["predicted"]], abs=1e-6) for r in by_prediction)

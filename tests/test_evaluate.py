@@ -416,3 +416,84 @@ def test_non_finite_scores_stop_evaluate_py_with_one_line(checkpoint, keyword_da
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]
     assert "Traceback" not in err and re.fullmatch(r"error: method random gave non-finite scores for instances \['test/pos/\d+_9'(, 'test/pos/\d+_9')*\]", last), err
+
+
+class TargetScores:
+    """A method whose token ranking depends on the class it explains; remembers the targets it was given."""
+
+    name = "stub"
+
+    def __init__(self):
+        self.targets = []
+
+    def attribute(self, input_ids, attention_mask, target, token_type_ids=None):
+        self.targets.append(target.tolist())
+        return ((input_ids * (target[:, None] + 2)) % 7).float() * attention_mask
+
+
+def test_target_predicted_explains_and_scores_the_class_the_model_predicts():
+    """ERASER's protocol: the method is asked for the predicted class and every curve reads it; the records of a
+    gold run whose labels are the predictions are the same (but for the label)."""
+    import dataclasses
+
+    import torch
+    from conftest import make_tiny_bert
+    from lightning_iba.data.tokens import SpecialTokens
+    from lightning_iba.evaluation.degradation import DegradationSettings
+    from lightning_iba.evaluation.run import EvaluationModule, Instance, collate
+
+    special = SpecialTokens(pad_id=0, mask_id=4, special_ids=(0, 1, 2))
+    model = make_tiny_bert(vocab_size=100, layers=2, seed=3)
+    rng = np.random.default_rng(0)
+    instances = [Instance(k, f"i{k}", k % 2, [1, *rng.integers(5, 100, size=int(n)).tolist(), 2], [0] * (int(n) + 2))
+                 for k, n in enumerate(rng.integers(4, 12, size=8))]
+    batch = collate(instances, 0)
+    with torch.no_grad():
+        predicted = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.argmax(-1).tolist()
+    assert any(p != i.label for p, i in zip(predicted, instances)) and any(p == i.label for p, i in zip(predicted, instances))
+
+    def run(target, cases):
+        method = TargetScores()
+        module = EvaluationModule(model, [("stub", method)], special, DegradationSettings(), batch_size=8, target=target)
+        return module.predict_step(collate(cases, 0), 0), method.targets
+
+    records, targets = run("predicted", instances)
+    assert targets == [predicted]
+    for r in records:
+        assert r["original_prob"] == pytest.approx(r["probs"][r["predicted"]], abs=1e-6)
+        assert r["remove"]["stub"][0] == pytest.approx(r["original_prob"], abs=1e-5)  # the curve starts at p(predicted)
+    gold_records, gold_targets = run("gold", instances)
+    assert gold_targets == [[i.label for i in instances]]
+    assert [r["remove"] for r in gold_records] != [r["remove"] for r in records]
+    relabelled, _ = run("gold", [dataclasses.replace(i, label=p) for i, p in zip(instances, predicted)])
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "label"} for r in rs]  # noqa: E731
+    assert strip(relabelled) == strip(records)
+    with pytest.raises(LightningIBAError, match="unknown target 'model'"):
+        EvaluationModule(model, [("stub", TargetScores())], special, DegradationSettings(), batch_size=8, target="model")
+
+
+def test_target_is_a_checked_setting_that_bare_ig_follows():
+    from lightning_iba.cli.evaluate import parse
+    from lightning_iba.errors import UnknownNameError
+
+    assert parse([]).target == "gold"  # the paper's protocol (configs/evaluate/base.yaml)
+    assert parse(["--config", str(REPO / "configs/evaluate/eraser_movies.yaml")]).target == "predicted"  # ERASER's
+    with pytest.raises(UnknownNameError, match="target"):
+        parse(["--target", "label"])
+    with pytest.raises(LightningIBAError, match="ig:gold explains the gold label.*use ig"):
+        parse(["--target", "predicted", "--methods", "ig:gold,random"])
+
+
+def test_a_predicted_target_run_records_it_and_its_page_says_so(checkpoint, keyword_data, tmp_path):
+    out = tmp_path / "eval"
+    main(args(checkpoint, keyword_data, out, "--methods", "random,lime", "--lime.num_samples", "20", "--instances", "8",
+              "--target", "predicted", "--wandb", "false"))
+    assert json.loads((out / "settings.json").read_text())["target"] == "predicted"
+    records = [json.loads(line) for p in (out / "shards").glob("rank-*.jsonl") for line in p.read_text().splitlines()]
+    assert len(records) == 8
+    assert all(r["original_prob"] == pytest.approx(max(r["probs"]), abs=1e-6) for r in records)
+    page = (out / "report.html").read_text()
+    assert "lowest p(predicted)" in page and "--target {predicted}" in page and "p(gold)" not in page
+    with pytest.raises(SystemExit):  # a resume may not change the class explained
+        main(args(checkpoint, keyword_data, out, "--methods", "random,lime", "--lime.num_samples", "20", "--instances", "8",
+                  "--resume", "true", "--wandb", "false"))

@@ -392,6 +392,9 @@ def test_a_run_from_before_erasers_word_bins_resumes_as_the_piece_unit_it_used(t
 
     base = {"model_fingerprint": "sha256:x", "checkpoint": "m", "dataset": "eraser_movies"}
     write_settings(tmp_path, {**base, "plausibility": {"bins": [0.01, 0.05, 0.1, 0.2, 0.5], "window_stride": None}}, {})  # the old identity
-    check_resumable(tmp_path, {**base, "plausibility": PlausibilitySettings(bin_unit="piece").identity()}, resume=True)
+    now = {**base, "target": "gold"}  # nor was the target a setting then: it explained the gold label
+    check_resumable(tmp_path, {**now, "plausibility": PlausibilitySettings(bin_unit="piece").identity()}, resume=True)
     with pytest.raises(LightningIBAError, match="bin_unit"):
-        check_resumable(tmp_path, {**base, "plausibility": PlausibilitySettings(bin_unit="word").identity()}, resume=True)
+        check_resumable(tmp_path, {**now, "plausibility": PlausibilitySettings(bin_unit="word").identity()}, resume=True)
+    with pytest.raises(LightningIBAError, match="target: 'gold' -> 'predicted'"):
+        check_resumable(tmp_path, {**now, "target": "predicted", "plausibility": PlausibilitySettings(bin_unit="piece").identity()}, resume=True)

@@ -42,14 +42,14 @@ from lightning_iba.data.rationales import special_layout
 from lightning_iba.data.sources import load_splits, require_split, resolve_source, split_hint
 from lightning_iba.data.tasks import get_task
 from lightning_iba.data.tokens import SpecialTokens
-from lightning_iba.errors import LightningIBAError, exit_on_user_error
+from lightning_iba.errors import LightningIBAError, check_choice, exit_on_user_error
 from lightning_iba.evaluation.degradation import DegradationSettings
 from lightning_iba.evaluation.intervals import BootstrapSettings
 from lightning_iba.evaluation.plausibility import PlausibilitySettings
 from lightning_iba.evaluation.plausibility_report import check_plausibility_run, report_plausibility
 from lightning_iba.evaluation.report import Report, merged_records, write_report
 from lightning_iba.evaluation.report_page import REPORT_PAGE, token_rationales, write_report_page
-from lightning_iba.evaluation.run import EvaluationModule, Instance, add_windows, add_words, collate, select_indices
+from lightning_iba.evaluation.run import TARGETS, EvaluationModule, Instance, add_windows, add_words, collate, select_indices
 from lightning_iba.evaluation.settings import check_resumable, read_settings, write_settings
 from lightning_iba.evaluation.shards import SHARD_DIR, ShardWriter, done_indices
 from lightning_iba.evaluation.timing import TIMING_FILE, write_timing
@@ -82,6 +82,9 @@ class EvaluationSettings:
             the gold label; the published code's class 0 for every instance, e.g. IMDB positive, MNLI contradiction;
             our label 0 for every instance), and a seed suffix @seed<k> for iba, lime, random.
         layer: layer index after which the bottleneck sits (null: the paper's depth, 8 of 12, 3 of 6).
+        target: the class every method explains and the degradation scores: gold (the instance's label, the paper's
+            protocol) or predicted (the model's prediction, ERASER's: its comprehensiveness and sufficiency score the
+            predicted class). With predicted, bare ig explains it; ig:gold is refused.
         sweep: "layer" (IBA after every layer, Figure 2a) or "beta" (the betas and "X only", Figure 2b).
         betas: the betas of a beta sweep.
         estimator: where the bottleneck's mean and std come from.
@@ -115,6 +118,7 @@ class EvaluationSettings:
     max_length: int | None = None
     methods: str | list[str] = "iba:dataset,iba:reference,ig,lime,random"
     layer: int | None = None
+    target: str = "gold"
     sweep: str | None = None
     betas: str | list[float] = "1e-7,1e-6,1e-5,1e-4"
     estimator: EstimatorSettings = field(default_factory=EstimatorSettings)
@@ -145,6 +149,10 @@ class EvaluationSettings:
         if self.instances is not None and self.instances < 1:
             raise LightningIBAError(f"instances must be at least 1 (or null for the whole split), got {self.instances}")
         self.methods = parse_methods(self.methods)
+        check_choice("target", self.target, TARGETS)
+        if self.target == "predicted" and "ig:gold" in self.methods:
+            raise LightningIBAError("method ig:gold explains the gold label, but this run explains the predicted class "
+                                    "(target predicted); use ig, which explains the run's target")
         self.betas = parse_betas(self.betas, "betas")
         if str(self.precision) not in ("32", "bf16"):
             raise LightningIBAError(f"precision must be 32 or bf16, got {self.precision!r}")
@@ -295,7 +303,7 @@ def main(args: list[str] | None = None) -> Report | None:
     module = EvaluationModule(loaded.model, attributors, SpecialTokens.from_tokenizer(loaded.tokenizer), s.degradation, s.batch_size,
                               store_scores=s.store_scores, eraser_bins=s.plausibility.bins if task.rationales else None,
                               layout=special_layout(loaded.tokenizer) if task.rationales else (1, 1),
-                              eraser_unit=s.plausibility.bin_unit, eraser_aggregation=s.plausibility.aggregation)
+                              eraser_unit=s.plausibility.bin_unit, eraser_aggregation=s.plausibility.aggregation, target=s.target)
 
     if first_process():
         if not s.resume:

@@ -30,9 +30,10 @@ class DatasetPlan:
     figure2b: bool = False
 
 
-#: The plausibility plans' methods: Table 1's without ig:published (it explains one class for every review, not its label),
-#: with the gradient and attention baselines of ERASER-style comparisons.
-RATIONALE_METHODS = "iba:dataset,iba:reference,ig:gold,lime,random,attention,gradxinput"
+#: The plausibility plans' methods: Table 1's without ig:published (it explains one class for every review), with bare ig
+#: (an ERASER run explains the predicted class: configs/evaluate/eraser_movies.yaml) and the gradient and attention
+#: baselines of ERASER-style comparisons.
+RATIONALE_METHODS = "iba:dataset,iba:reference,ig,lime,random,attention,gradxinput"
 
 
 @dataclass

@@ -20,8 +20,8 @@ model saw, and `evidence`, the human spans as [start, end) positions into those 
   50} %: the mean over the bins of p(y|x) - p(y|x without its top-b tokens), and of p(y|x) - p(y|only
   its top-b tokens). The tokens are ERASER's, whole words (`bin_unit` "word": the top ceil(b * n) of the n
   words in the truncated input, ranked by their aggregated scores; degradation.word_removal_masks), or word
-  pieces as the degradation test counts them ("piece"); y is the gold class, as in the degradation test
-  (ERASER scores the predicted class).
+  pieces as the degradation test counts them ("piece"); y is the class the run explains, as in the degradation
+  test: the gold label, or with `target` predicted ERASER's choice, the predicted class.
 
 Ties among scores are broken by position (the earlier word first), as in the degradation test.
 """

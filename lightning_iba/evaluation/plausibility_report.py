@@ -185,9 +185,10 @@ def metric_order(metrics: Sequence[str]) -> list[str]:
 
 def write_plausibility(out: Path, dataset: str, split_name: str, methods: Sequence[str], records: list[dict[str, Any]], split: Any,
                        tokenizer: Any, max_length: int, settings: PlausibilitySettings, bootstrap: BootstrapSettings | None = None,
-                       metrics_table: pd.DataFrame | None = None) -> PlausibilityReport:
+                       metrics_table: pd.DataFrame | None = None, target: str = "gold") -> PlausibilityReport:
     """Computes plausibility and writes its files into `out` (see the module docstring); `metrics_table`:
-    the report's metrics (index method), rewritten to metrics.csv with the plausibility columns joined."""
+    the report's metrics (index method), rewritten to metrics.csv with the plausibility columns joined; `target`:
+    the class the run explained and scored (gold | predicted), for the text."""
     bootstrap = bootstrap or BootstrapSettings()
     values, coverage = plausibility_values(records, split, methods, tokenizer, max_length, settings)
     intervals = plausibility_intervals(values, bootstrap)
@@ -208,7 +209,7 @@ def write_plausibility(out: Path, dataset: str, split_name: str, methods: Sequen
     files = {name: out / name for name in ("plausibility.csv", "plausibility.md", "plausibility_differences.csv",
                                            "plausibility_differences.md", "plausibility_coverage.json")}
     table.round(4).to_csv(files["plausibility.csv"])
-    files["plausibility.md"].write_text(plausibility_markdown(table, metrics, coverage, settings, bootstrap, max_length) + "\n")
+    files["plausibility.md"].write_text(plausibility_markdown(table, metrics, coverage, settings, bootstrap, max_length, target) + "\n")
     differences = intervals.differences
     differences.round({"diff": 6, "lo": 6, "hi": 6}).to_csv(files["plausibility_differences.csv"], index=False)
     files["plausibility_differences.md"].write_text(differences_markdown(intervals) + "\n")
@@ -230,7 +231,7 @@ def write_plausibility(out: Path, dataset: str, split_name: str, methods: Sequen
 
 
 def plausibility_markdown(table: pd.DataFrame, metrics: Sequence[str], coverage: Coverage, settings: PlausibilitySettings,
-                          bootstrap: BootstrapSettings, max_length: int) -> str:
+                          bootstrap: BootstrapSettings, max_length: int, target: str = "gold") -> str:
     """plausibility.md: how it was computed, the coverage, the split caveat, then one `value [lo, hi]` cell per metric."""
     seen = (f"windows of {max_length} tokens every {settings.window_stride} word pieces" if settings.window_stride
             else f"the first {max_length} tokens (truncation)")
@@ -248,8 +249,9 @@ def plausibility_markdown(table: pd.DataFrame, metrics: Sequence[str], coverage:
         + ("the whole words of the input (the top ceil(f * n) words by their aggregated scores, all their word pieces; "
            "ERASER's unit, over the words the model saw)" if settings.bin_unit == "word" else
            "the word pieces of the input (round(f * n) pieces, as the degradation test; ERASER: ceil(f * n) whole words)")
-        + ", on every instance (faithfulness_n), for the gold class the "
-        "explanations are for (ERASER: the predicted class; they agree on correctly classified reviews).",
+        + ", on every instance (faithfulness_n), for the class the explanations are for: "
+        + ("the predicted class, as in ERASER." if target == "predicted" else
+           "the gold class (ERASER: the predicted class; they agree on correctly classified reviews; --target predicted is ERASER's)."),
         f"Intervals: paired bootstrap, {bootstrap.resamples} resamples, {bootstrap.percent}.",
         SPLIT_CAVEAT,
     ]
@@ -285,7 +287,7 @@ def report_plausibility(out: Path, dataset: str, split_name: str, methods: Seque
     computed = {**settings.reporting(), **(stored.get("plausibility") or settings.identity())}
     try:
         result = write_plausibility(out, dataset, split_name, methods, records, split, tokenizer, int(stored["max_length"]),
-                                    PlausibilitySettings(**computed), bootstrap, report.metrics)
+                                    PlausibilitySettings(**computed), bootstrap, report.metrics, stored.get("target", "gold"))
     except NoRationaleSeen as err:
         log.warning("plausibility: not reported: %s (max_length %s; --plausibility.window_stride scores the whole text)", err, stored["max_length"])
         return None

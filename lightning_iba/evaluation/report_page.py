@@ -32,7 +32,7 @@ def _flag(value: Any) -> str:
 
 def attribute_command(settings: Mapping[str, Any], methods: Sequence[str]) -> tuple[str, str]:
     """The `python attribute.py ...` command that explains one instance of this run (`{index}` where its
-    index goes) with the run's model, data, layer, IBA and estimator settings, and a note on what it does
+    index goes; with target predicted, `{predicted}` where its predicted class goes) with the run's model, data, layer, IBA and estimator settings, and a note on what it does
     not reproduce. A layer sweep gives `--layers all` (a row per layer), a beta sweep `--betas`."""
     s = dict(settings)
     args: list[tuple[str, Any]] = [("--checkpoint", s.get("checkpoint")), ("--dataset", s.get("dataset")), ("--split", s.get("split", "test"))]
@@ -47,6 +47,8 @@ def attribute_command(settings: Mapping[str, Any], methods: Sequence[str]) -> tu
     if s.get("task_transfer"):
         args.append(("--allow_task_transfer", True))
     args.append(("--index", "{index}"))
+    if s.get("target") == "predicted":
+        args.append(("--target", "{predicted}"))  # attribute.py explains the gold label of a split's instance unless told
     if s.get("sweep") == "layer":
         args.append(("--layers", "all"))
     else:
@@ -70,7 +72,7 @@ def attribute_command(settings: Mapping[str, Any], methods: Sequence[str]) -> tu
         notes.append("This run has no IBA method: the command shows IBA's view of the instance.")
     notes.append("attribute.py runs IBA on this one instance: its scores may differ from the run's batched ones in the last digits.")
     command = "python attribute.py " + " ".join(
-        f"{flag} {value}" if value == "{index}" else f"{flag} {shlex.quote(_flag(value))}" for flag, value in args
+        f"{flag} {value}" if value in ("{index}", "{predicted}") else f"{flag} {shlex.quote(_flag(value))}" for flag, value in args
     )
     return command, " ".join(notes)
 
@@ -177,4 +179,5 @@ def write_report_page(
         curves_png=curves.read_bytes() if curves.is_file() else None,
         command=command,
         command_note=note,
+        target=str(settings.get("target", "gold")),
     )

@@ -18,6 +18,9 @@ from lightning_iba.data.tokens import SpecialTokens
 from lightning_iba.evaluation.degradation import DegradationSettings, degradation_curve, masked_curve, word_removal_masks
 
 log = logging.getLogger("lightning_iba.evaluation")
+#: The class each method explains and the degradation scores: the instance's gold label (the paper's protocol,
+#: Table 1) or the model's prediction (ERASER's: comprehensiveness and sufficiency of the predicted class).
+TARGETS = ("gold", "predicted")
 
 
 def select_indices(n: int, instances: int | None, seed: int) -> list[int]:
@@ -114,7 +117,8 @@ class EvaluationModule(pl.LightningModule):
 
     A record holds the instance's index, id, gold label, its original p(y|x) and the predicted class with
     its probabilities, and per method the degradation curve p(y|x') with the top tokens removed
-    ("remove") and, with `sufficiency`, with only them kept ("keep"). With `store_scores` it also holds
+    ("remove") and, with `sufficiency`, with only them kept ("keep"). y, the class every method explains and
+    every curve scores, is the gold label, or with `target` "predicted" the class the model predicts for x. With `store_scores` it also holds
     the real tokens' ids ("input_ids") and each method's score per real token ("scores", 5 significant
     digits), in input order.
 
@@ -128,8 +132,11 @@ class EvaluationModule(pl.LightningModule):
     def __init__(self, model: nn.Module, attributors: list[tuple[str, Attributor]], special: SpecialTokens,
                  degradation: DegradationSettings, batch_size: int, store_scores: bool = False,
                  eraser_bins: Sequence[float] | None = None, layout: tuple[int, int] = (1, 1),
-                 eraser_unit: str = "piece", eraser_aggregation: str = "sum"):
+                 eraser_unit: str = "piece", eraser_aggregation: str = "sum", target: str = "gold"):
         super().__init__()
+        if target not in TARGETS:
+            raise LightningIBAError(f"unknown target {target!r}; valid: {', '.join(TARGETS)}")
+        self.target = target
         self.model = freeze(model)
         self.attributors = attributors
         self.special = special
@@ -155,7 +162,7 @@ class EvaluationModule(pl.LightningModule):
     def _curve(self, batch: dict[str, Any], scores: Tensor, keep: bool) -> Tensor:  # [batch, steps]
         d = self.degradation
         return degradation_curve(
-            self.model, batch["input_ids"], batch["attention_mask"], batch["labels"], scores, self.special,
+            self.model, batch["input_ids"], batch["attention_mask"], batch["target"], scores, self.special,
             batch["token_type_ids"], self.fractions, mode=d.mode, order=d.order, count=d.count, keep=keep,
             batch_size=self.forward_batch_size,
         )
@@ -167,10 +174,10 @@ class EvaluationModule(pl.LightningModule):
                 raise RuntimeError("ERASER's word bins need each instance's words (run.add_words)")
             removable = self.special.removable(batch["input_ids"], batch["attention_mask"])
             remove = word_removal_masks(scores, batch["words"], removable, self.eraser_bins, keep, self.eraser_aggregation)
-            return masked_curve(self.model, batch["input_ids"], batch["attention_mask"], batch["labels"], remove, self.special,
+            return masked_curve(self.model, batch["input_ids"], batch["attention_mask"], batch["target"], remove, self.special,
                                 batch["token_type_ids"], d.mode, self.forward_batch_size)
         return degradation_curve(
-            self.model, batch["input_ids"], batch["attention_mask"], batch["labels"], scores, self.special,
+            self.model, batch["input_ids"], batch["attention_mask"], batch["target"], scores, self.special,
             batch["token_type_ids"], self.eraser_bins, mode=d.mode, order="most", count=d.count, keep=keep,
             batch_size=self.forward_batch_size,
         )
@@ -192,7 +199,7 @@ class EvaluationModule(pl.LightningModule):
             for j, (_, _, window) in enumerate(chunk):
                 ids[j, :len(window)] = torch.tensor(window)
                 mask[j, :len(window)] = 1
-            target = batch["labels"][[i for i, _, _ in chunk]]
+            target = batch["target"][[i for i, _, _ in chunk]]
             with torch.enable_grad():
                 s = attributor.attribute(ids.to(device), mask.to(device), target.to(device), torch.zeros_like(ids).to(device))
             if not torch.isfinite(s[mask.bool().to(s.device)]).all():
@@ -220,8 +227,10 @@ class EvaluationModule(pl.LightningModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
         with torch.no_grad():
-            probs = self.model(**inputs).logits.float().softmax(-1)
-        original = probs.gather(1, batch["labels"][:, None]).squeeze(1).cpu()
+            probs = self.model(**inputs).logits.float().softmax(-1)  # [batch, classes]
+        predicted = probs.argmax(-1)
+        batch = {**batch, "target": batch["labels"] if self.target == "gold" else predicted}  # [batch] the class explained
+        original = probs.gather(1, batch["target"][:, None]).squeeze(1).cpu()
         remove: dict[str, Tensor] = {}
         keep: dict[str, Tensor] = {}
         token_scores: dict[str, Tensor] = {}  # method -> [batch, tokens]
@@ -232,7 +241,7 @@ class EvaluationModule(pl.LightningModule):
         for name, attributor in self.attributors:
             started = self._clock()
             with torch.enable_grad():
-                scores = attributor.attribute(batch["input_ids"], batch["attention_mask"], batch["labels"], batch["token_type_ids"])
+                scores = attributor.attribute(batch["input_ids"], batch["attention_mask"], batch["target"], batch["token_type_ids"])
             if not torch.isfinite(scores).all():
                 bad = [batch["id"][i] for i in (~torch.isfinite(scores)).any(1).nonzero().flatten().tolist()]
                 raise LightningIBAError(f"method {name} gave non-finite scores for instances {bad}")
@@ -252,7 +261,7 @@ class EvaluationModule(pl.LightningModule):
         self.batch_timing = {"indices": [int(i) for i in batch["index"]], "device": device_name(self.device), "seconds": seconds}
         lengths = batch["attention_mask"].sum(1).tolist()
         real = batch["attention_mask"].bool().cpu()  # [batch, tokens]
-        predicted = probs.argmax(-1).cpu()
+        predicted = predicted.cpu()
         records = [
             {
                 "index": int(batch["index"][i]),

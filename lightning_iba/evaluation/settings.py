@@ -24,7 +24,8 @@ NOT_COMPARED = (EXECUTION, REPORT)
 
 def read_settings(out: str | Path) -> dict[str, Any] | None:
     """The settings file of an output folder, None if there is none; one-line error if it is damaged. A file written
-    before ERASER's bins could count words reads as the word-piece unit it used."""
+    before ERASER's bins could count words reads as the word-piece unit it used, one written before the target
+    was a setting as the gold label it explained."""
     path = Path(out) / SETTINGS_FILE
     if not path.is_file():
         return None
@@ -36,6 +37,7 @@ def read_settings(out: str | Path) -> dict[str, Any] | None:
         ) from None
     if not isinstance(data, dict) or "model_fingerprint" not in data:
         raise LightningIBAError(f"{path} is not an evaluation settings file of this version; start over in an empty --out")
+    data.setdefault("target", "gold")
     if isinstance(data.get("plausibility"), dict) and "bin_unit" not in data["plausibility"]:
         data["plausibility"] = {**data["plausibility"], "bin_unit": "piece"}
     return data

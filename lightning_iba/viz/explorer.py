@@ -176,6 +176,7 @@ def render_explorer(
     command_note: str = "",
     notes: Sequence[str] = (),
     page_size: int = PAGE_SIZE,
+    target: str = "gold",
 ) -> str:
     """The page as one string. `instances`: explorer_instance() dicts; `summary`: a few headline settings
     shown at the top; `tables`: (caption, frame) pairs, None frames left out; `command`: the attribute.py
@@ -201,6 +202,7 @@ def render_explorer(
         "command": command,
         "commandNote": command_note,
         "pageSize": int(page_size),
+        "target": str(target),
         "instances": list(instances),
     }
     percent = f"{round(100 * float(headline))} %"
@@ -222,7 +224,7 @@ def render_explorer(
     sort_options = [("index", "index"), ("disagreement", "methods disagree most")]
     if pair:
         sort_options += [("diff", f"largest {pair[0]} − {pair[1]} drop"), ("-diff", f"largest {pair[1]} − {pair[0]} drop")]
-    sort_options += [("prob", "lowest p(gold)")]
+    sort_options += [("prob", f"lowest p({target})")]
     options = "".join(f'<option value="{v}">{html.escape(t)}</option>' for v, t in sort_options)
     parts.append(
         '<h2 id="instances">Instances</h2>'
@@ -236,8 +238,8 @@ def render_explorer(
         '<button id="next" type="button">next &raquo;</button></span>'
         "</div>"
         f'<p class="hint">Each row: one method\'s token scores, normalised per instance as attribute.py shows them '
-        "(signed scores: blue against, red for the gold class, by the largest |score|; unsigned ones min-max). "
-        f"drop = p(gold) − p(gold) with the top {percent} of the tokens removed. Disagreement = 1 − mean pairwise "
+        f"(signed scores: blue against, red for the {target} class, by the largest |score|; unsigned ones min-max). "
+        f"drop = p({target}) − p({target}) with the top {percent} of the tokens removed. Disagreement = 1 − mean pairwise "
         "Spearman rank correlation of the methods' token scores (random left out, [CLS]/[SEP] too).</p>"
         '<div id="list"></div>'
         '<section id="detail" hidden></section>'
@@ -372,7 +374,7 @@ function apply() {
 function header(x, inDetail) {
   var h = '<a class="idx" href="#i=' + x.i + '">#' + x.i + "</a>" + esc(x.id) + '<span class="sep">|</span>gold <b>' + esc(label(x.y)) + "</b>";
   if (x.p !== null) h += ', predicted <b class="' + (x.p === x.y ? "right" : "wrong") + '">' + esc(label(x.p)) + "</b>";
-  h += '<span class="sep">|</span>p(gold) ' + fmt(x.o);
+  h += '<span class="sep">|</span>p(' + esc(D.target) + ") " + fmt(x.o);
   if (x.pr) h += " (" + x.pr.map(function (p, k) { return esc(label(k)) + " " + fmt(p); }).join(", ") + ")";
   h += '<span class="sep">|</span>drop at ' + Math.round(100 * D.headline) + " %: ";
   h += M.map(function (m, k) { return '<span class="drop">' + esc(m) + " <b>" + fmt(x.d[k]) + "</b></span>"; }).join("");
@@ -438,8 +440,8 @@ function legend(signed) {
 function detail(x) {
   var h = '<p><a href="#instances">&larr; all instances</a></p><h2>Instance #' + x.i + " (" + esc(x.id) + ")</h2><p>" + header(x, true) + "</p>";
   if (D.command) {
-    h += "<p>The same view from attribute.py (IBA towards the gold class; it writes attribution.json, .html and .png):</p><pre><code>" +
-      esc(D.command.split("{index}").join(String(x.i))) + "</code></pre>";
+    h += "<p>The same view from attribute.py (IBA towards the " + esc(D.target) + " class; it writes attribution.json, .html and .png):</p><pre><code>" +
+      esc(D.command.split("{index}").join(String(x.i)).split("{predicted}").join(String(x.p))) + "</code></pre>";
     if (D.commandNote) h += '<p class="hint">' + esc(D.commandNote) + "</p>";
   }
   if (!x.t || !x.s) return h + '<p class="note">This record holds no token scores: no heatmap.</p>';
