@@ -8,6 +8,7 @@ a config leaves them null.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,9 +20,16 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from lightning_iba.cli.common import base_config, setup_logging
 from lightning_iba.data.datamodule import TextClassificationDataModule
 from lightning_iba.data.files_source import run_data_identity
-from lightning_iba.errors import exit_on_user_error
+from lightning_iba.errors import LightningIBAError, exit_on_user_error
 from lightning_iba.models.callbacks import ExportBestModel
 from lightning_iba.models.classifier import SequenceClassifier
+
+
+log = logging.getLogger("lightning_iba.models")
+#: Beside the checkpoints of a --resume fine-tune: its settings, compared when it resumes.
+RUN_SETTINGS = "run_settings.json"
+#: The checkpoint a --resume fine-tune writes at every validation and continues from: <checkpoint.dirpath>/resume.ckpt.
+RESUME_POINT = "resume"
 
 
 class FinetuneCLI(LightningCLI):
@@ -31,6 +39,9 @@ class FinetuneCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.monitor": "val_acc", "checkpoint.mode": "max", "checkpoint.save_top_k": 1, "checkpoint.filename": "best"})
         parser.add_lightning_class_args(ExportBestModel, "export")
+        parser.add_argument("--resume", type=bool, default=False,
+                            help="write <checkpoint.dirpath>/resume.ckpt at every validation and continue an interrupted fine-tune "
+                                 "from it: the same settings, and on one process exactly the run it would have been")
         parser.link_arguments("data.dataset", "model.dataset")
         parser.link_arguments("data.model_name_or_path", "model.model_name_or_path")
         parser.link_arguments("data.max_length", "model.max_length")
@@ -111,7 +122,11 @@ def main(args: list[str] | None = None) -> dict[str, Any]:
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     export = next(c for c in trainer.callbacks if isinstance(c, ExportBestModel))
     export.check_destination(data.task.name)  # before any data is loaded or step taken
-    trainer.fit(model, datamodule=data)
+    last = None
+    if cli.config.resume:
+        last = resume_checkpoint(cli)
+        trainer.callbacks.append(resume_point(cli.config.checkpoint.dirpath))
+    trainer.fit(model, datamodule=data, ckpt_path=last)
     metrics = trainer.test(model, datamodule=data)[0]  # the best weights: the export loaded them into the module
     if trainer.is_global_zero:
         n = int(metrics.get("test_n", len(data.splits["test"])))
@@ -119,4 +134,42 @@ def main(args: list[str] | None = None) -> dict[str, Any]:
         print(f"model exported to {export.exported}")
         if export.exported is not None:
             write_finetune_metrics(Path(export.exported), trainer, metrics, data)
+        if cli.config.resume and not export.keep_checkpoint:
+            (Path(cli.config.checkpoint.dirpath) / RUN_SETTINGS).unlink(missing_ok=True)
     return metrics
+
+
+def run_settings(cli: FinetuneCLI) -> dict[str, Any]:
+    """The settings that decide a fine-tune's result: the whole parsed config but --resume and the --config paths."""
+    settings = json.loads(cli.parser.dump(cli.config, format="json", skip_none=False))
+    for key in ("resume", "config"):
+        settings.pop(key, None)
+    return settings
+
+
+def resume_point(dirpath: str) -> ModelCheckpoint:
+    """The checkpoint --resume continues from, written at every validation (the best-model checkpoint is written
+    only when validation improves, and Lightning's last.ckpt only with it)."""
+    return ModelCheckpoint(dirpath=dirpath, filename=RESUME_POINT, monitor=None, save_top_k=1, enable_version_counter=False)
+
+
+def resume_checkpoint(cli: FinetuneCLI) -> str | None:
+    """With --resume: `last.ckpt` of an interrupted fine-tune with the same settings, or None (a fresh start,
+    whose settings are written beside the checkpoints); a LightningIBAError when the settings differ."""
+    folder = Path(cli.config.checkpoint.dirpath)
+    last, stored = folder / f"{RESUME_POINT}{ModelCheckpoint.FILE_EXTENSION}", folder / RUN_SETTINGS
+    settings = run_settings(cli)
+    if cli.trainer.is_global_zero and last.is_file():
+        before = json.loads(stored.read_text()) if stored.is_file() else None
+        if before != settings:
+            diff = "no settings file" if before is None else "; ".join(
+                f"{k}: {before.get(k)!r} -> {settings.get(k)!r}" for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k))
+            raise LightningIBAError(f"--resume refused: {last} is of a fine-tune with other settings ({diff}); "
+                                    f"delete {folder} to start over, or fine-tune into another --trainer.default_root_dir")
+        log.info("fine-tune: resuming from %s", last)
+    if not last.is_file():
+        if cli.trainer.is_global_zero:
+            folder.mkdir(parents=True, exist_ok=True)
+            stored.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        return None
+    return str(last)

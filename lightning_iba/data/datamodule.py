@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytorch_lightning as pl
 from datasets import Dataset, DatasetDict
@@ -9,6 +10,7 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
 from lightning_iba.data.files_source import DataFiles
+from lightning_iba.data.sampling import ResumableRandomSampler, apply_resume_state, resume_state
 from lightning_iba.data.sources import (
     load_splits,
     require_split,
@@ -89,6 +91,8 @@ class TextClassificationDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         self.tokenizer = load_tokenizer(model_name_or_path)
         self.splits: DatasetDict | None = None
+        self._train_sampler: ResumableRandomSampler | None = None
+        self._resume: dict[str, Any] = {}  # from a checkpoint (load_state_dict), for the next train_dataloader
         self.source = source  # the concrete source once loaded ('auto' resolved)
         self.collate = DataCollatorWithPadding(self.tokenizer, return_tensors="pt")
 
@@ -123,7 +127,25 @@ class TextClassificationDataModule(pl.LightningDataModule):
         return DataLoader(self.splits[split], batch_size=size, shuffle=shuffle, collate_fn=self.collate, num_workers=self.hparams.num_workers)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        """RandomSampler's order (Lightning swaps in a DistributedSampler under DDP), resumable mid-epoch."""
+        assert self.splits is not None, "call setup() first"
+        size = self.hparams.batch_size
+        self._train_sampler = ResumableRandomSampler(self.splits["train"], size)
+        apply_resume_state(self._train_sampler, self._resume)
+        self._resume = {}
+        return DataLoader(self.splits["train"], batch_size=size, sampler=self._train_sampler, collate_fn=self.collate,
+                          num_workers=self.hparams.num_workers)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint: the training order's state (data.sampling), so --resume continues it exactly."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size > 1:  # under DDP the order is the DistributedSampler's (by epoch)
+            return {}
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        return resume_state(self._train_sampler, progress.completed, trainer.num_training_batches)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume = dict(state_dict)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("validation", shuffle=False)
