@@ -154,7 +154,7 @@ def resume_point(dirpath: str) -> ModelCheckpoint:
 
 
 def resume_checkpoint(cli: FinetuneCLI) -> str | None:
-    """With --resume: `last.ckpt` of an interrupted fine-tune with the same settings, or None (a fresh start,
+    """With --resume: `resume.ckpt` of an interrupted fine-tune with the same settings, or None (a fresh start,
     whose settings are written beside the checkpoints); a LightningIBAError when the settings differ."""
     folder = Path(cli.config.checkpoint.dirpath)
     last, stored = folder / f"{RESUME_POINT}{ModelCheckpoint.FILE_EXTENSION}", folder / RUN_SETTINGS
