@@ -157,19 +157,19 @@ def resume_checkpoint(cli: FinetuneCLI) -> str | None:
     """With --resume: `resume.ckpt` of an interrupted fine-tune with the same settings, or None (a fresh start,
     whose settings are written beside the checkpoints); a LightningIBAError when the settings differ."""
     folder = Path(cli.config.checkpoint.dirpath)
-    last, stored = folder / f"{RESUME_POINT}{ModelCheckpoint.FILE_EXTENSION}", folder / RUN_SETTINGS
+    point, stored = folder / f"{RESUME_POINT}{ModelCheckpoint.FILE_EXTENSION}", folder / RUN_SETTINGS
     settings = run_settings(cli)
-    if cli.trainer.is_global_zero and last.is_file():
+    if cli.trainer.is_global_zero and point.is_file():
         before = json.loads(stored.read_text()) if stored.is_file() else None
         if before != settings:
             diff = "no settings file" if before is None else "; ".join(
                 f"{k}: {before.get(k)!r} -> {settings.get(k)!r}" for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k))
-            raise LightningIBAError(f"--resume refused: {last} is of a fine-tune with other settings ({diff}); "
+            raise LightningIBAError(f"--resume refused: {point} is of a fine-tune with other settings ({diff}); "
                                     f"delete {folder} to start over, or fine-tune into another --trainer.default_root_dir")
-        log.info("fine-tune: resuming from %s", last)
-    if not last.is_file():
+        log.info("fine-tune: resuming from %s", point)
+    if not point.is_file():
         if cli.trainer.is_global_zero:
             folder.mkdir(parents=True, exist_ok=True)
             stored.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
         return None
-    return str(last)
+    return str(point)

@@ -121,20 +121,19 @@ class TextClassificationDataModule(pl.LightningDataModule):
         self.splits = DatasetDict(out)
         log.info("data: %s", {k: len(v) for k, v in self.splits.items()})
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, sampler: ResumableRandomSampler | None = None) -> DataLoader:
+        """Training batches in `sampler`'s order, or (without one) evaluation batches in split order."""
         assert self.splits is not None, "call setup() first"
-        size = self.hparams.batch_size if shuffle else self.hparams.eval_batch_size
-        return DataLoader(self.splits[split], batch_size=size, shuffle=shuffle, collate_fn=self.collate, num_workers=self.hparams.num_workers)
+        size = self.hparams.batch_size if sampler is not None else self.hparams.eval_batch_size
+        return DataLoader(self.splits[split], batch_size=size, sampler=sampler, collate_fn=self.collate, num_workers=self.hparams.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         """RandomSampler's order (Lightning swaps in a DistributedSampler under DDP), resumable mid-epoch."""
         assert self.splits is not None, "call setup() first"
-        size = self.hparams.batch_size
-        self._train_sampler = ResumableRandomSampler(self.splits["train"], size)
+        self._train_sampler = ResumableRandomSampler(self.splits["train"], self.hparams.batch_size)
         apply_resume_state(self._train_sampler, self._resume)
         self._resume = {}
-        return DataLoader(self.splits["train"], batch_size=size, sampler=self._train_sampler, collate_fn=self.collate,
-                          num_workers=self.hparams.num_workers)
+        return self._loader("train", self._train_sampler)
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: the training order's state (data.sampling), so --resume continues it exactly."""
@@ -148,7 +147,7 @@ class TextClassificationDataModule(pl.LightningDataModule):
         self._resume = dict(state_dict)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("validation", shuffle=False)
+        return self._loader("validation")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test")

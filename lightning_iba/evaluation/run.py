@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_iba.attribution.base import Attributor
-from lightning_iba.errors import LightningIBAError
+from lightning_iba.errors import LightningIBAError, check_choice
 from lightning_iba.models.utils import freeze
 from lightning_iba.data.tokens import SpecialTokens
 from lightning_iba.evaluation.degradation import DegradationSettings, degradation_curve, masked_curve, word_removal_masks
@@ -134,8 +134,7 @@ class EvaluationModule(pl.LightningModule):
                  eraser_bins: Sequence[float] | None = None, layout: tuple[int, int] = (1, 1),
                  eraser_unit: str = "piece", eraser_aggregation: str = "sum", target: str = "gold"):
         super().__init__()
-        if target not in TARGETS:
-            raise LightningIBAError(f"unknown target {target!r}; valid: {', '.join(TARGETS)}")
+        check_choice("target", target, TARGETS)
         self.target = target
         self.model = freeze(model)
         self.attributors = attributors
