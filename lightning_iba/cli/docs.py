@@ -18,6 +18,16 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 SKIP = {"help", "config", "print_config"}
 #: fine-tuning keys documented here (the rest is LightningCLI's own: `python train.py --help`)
 TRAIN_GROUPS = ("data.", "model.", "export.")
+#: and the project's own fine-tuning keys outside them, with the meaning the project gives them (None: the flag's own
+#: help; ModelCheckpoint's docstrings are pages long: `python train.py --help` has them)
+TRAIN_KEYS = {
+    "checkpoint.dirpath": "where the best checkpoint (and, with --resume, resume.ckpt) is written (null: runs/<dataset>/checkpoints, or under --trainer.default_root_dir)",
+    "checkpoint.filename": "the best checkpoint's name (best.ckpt), which --export.* exports at the end",
+    "checkpoint.monitor": "the validation metric that chooses the best checkpoint",
+    "checkpoint.mode": "max or min of the monitored metric",
+    "checkpoint.save_top_k": "how many best checkpoints to keep",
+    "resume": None,
+}
 
 
 def _value(value: Any) -> str:
@@ -79,13 +89,14 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 def table(command: str) -> str:
     """The Markdown flag table of `command` (attribute, evaluate or train)."""
     if command == "train":
-        parser, keep = _train_parser(), lambda dest: dest.startswith(TRAIN_GROUPS)
+        parser, keep = _train_parser(), lambda dest: dest.startswith(TRAIN_GROUPS) or dest in TRAIN_KEYS
     else:
         module = __import__(f"lightning_iba.cli.{command}", fromlist=["build_parser"])
         parser, keep = module.build_parser(), lambda dest: True
     defaults = _flatten(parser.get_defaults().as_dict())
     lines = ["| flag | default | meaning |", "|---|---|---|"]
-    lines += [f"| `{flag}` | `{default}` | {text} |" for flag, default, text in _rows(parser, defaults, keep)]
+    lines += [f"| `{flag}` | `{default}` | {TRAIN_KEYS.get(flag[2:]) or text if command == 'train' else text} |"
+              for flag, default, text in _rows(parser, defaults, keep)]
     return "\n".join(lines)
 
 
