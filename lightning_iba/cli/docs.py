@@ -89,14 +89,13 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 def table(command: str) -> str:
     """The Markdown flag table of `command` (attribute, evaluate or train)."""
     if command == "train":
-        parser, keep = _train_parser(), lambda dest: dest.startswith(TRAIN_GROUPS) or dest in TRAIN_KEYS
+        parser, keep, meanings = _train_parser(), lambda dest: dest.startswith(TRAIN_GROUPS) or dest in TRAIN_KEYS, TRAIN_KEYS
     else:
         module = __import__(f"lightning_iba.cli.{command}", fromlist=["build_parser"])
-        parser, keep = module.build_parser(), lambda dest: True
+        parser, keep, meanings = module.build_parser(), lambda dest: True, {}
     defaults = _flatten(parser.get_defaults().as_dict())
     lines = ["| flag | default | meaning |", "|---|---|---|"]
-    lines += [f"| `{flag}` | `{default}` | {TRAIN_KEYS.get(flag[2:]) or text if command == 'train' else text} |"
-              for flag, default, text in _rows(parser, defaults, keep)]
+    lines += [f"| `{flag}` | `{default}` | {meanings.get(flag[2:]) or text} |" for flag, default, text in _rows(parser, defaults, keep)]
     return "\n".join(lines)
 
 
