@@ -12,7 +12,8 @@ from lightning_iba.cli.reproduction_settings import ReproduceSettings, rationale
 from lightning_iba.cli.reproduction_summaries import write_plausibility_summary, write_summary
 
 
-SMALL_FILES = ("table1.csv", "table1.md", "metrics.csv", "curves.csv", "curves.png", "differences.csv", "differences.md", "settings.json", "timing.csv")
+SMALL_FILES = ("table1.csv", "table1.md", "metrics.csv", "curves.csv", "curves.png", "differences.csv", "differences.md", "settings.json", "timing.csv",
+               "strata.csv", "strata.md", "strata_differences.csv")
 PLAUSIBILITY_FILES = ("plausibility.csv", "plausibility.md", "plausibility_differences.csv", "plausibility_differences.md", "plausibility_coverage.json")
 
 

@@ -39,11 +39,14 @@ class BootstrapSettings:
         resamples: bootstrap resamples of the instances, shared by every method and metric.
         level: confidence level of the percentile intervals, in (0, 1).
         seed: seed of the resampling.
+        strata: equal-count strata of the model's original probability of the explained class in which the
+            headline statistics are reported again (strata.csv/.md; 0: none; skipped when fewer instances).
     """
 
     resamples: int = 1000
     level: float = 0.95
     seed: int = 0
+    strata: int = 4
 
     def __post_init__(self) -> None:
         if isinstance(self.resamples, bool) or not isinstance(self.resamples, (int, np.integer)) or self.resamples < 1:
@@ -52,7 +55,9 @@ class BootstrapSettings:
             raise LightningIBAError(f"bootstrap level must be a confidence level strictly between 0 and 1 (e.g. 0.95), got {self.level!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise LightningIBAError(f"bootstrap seed must be a whole number of at least 0, got {self.seed!r}")
-        self.resamples, self.level, self.seed = int(self.resamples), float(self.level), int(self.seed)
+        if isinstance(self.strata, bool) or not isinstance(self.strata, (int, np.integer)) or self.strata < 0:
+            raise LightningIBAError(f"bootstrap strata must be a whole number of at least 0 (0: none), got {self.strata!r}")
+        self.resamples, self.level, self.seed, self.strata = int(self.resamples), float(self.level), int(self.seed), int(self.strata)
 
     @property
     def percent(self) -> str:

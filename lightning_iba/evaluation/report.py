@@ -14,6 +14,7 @@ from lightning_iba.evaluation.degradation import DegradationSettings
 from lightning_iba.evaluation.intervals import BootstrapSettings, Intervals, paired_bootstrap, seed_spread
 from lightning_iba.evaluation.metrics import curves_frame, normalised_curves, summary
 from lightning_iba.evaluation.shards import read_records
+from lightning_iba.evaluation.strata import strata_frames
 from lightning_iba.viz.curves import save_curves
 
 
@@ -26,6 +27,7 @@ class Report:
     differences: pd.DataFrame  # per pair of methods and statistic: method_a, method_b, metric, diff, lo, hi, excludes_zero
     files: dict[str, Path]
     bootstrap: BootstrapSettings | None = None  # the settings of the intervals
+    strata: pd.DataFrame | None = None  # per stratum of p_0 and method: stratum, p0_min, p0_max, n, method, then m, m_lo, m_hi per statistic
 
 
 def merged_records(out: Path, indices: Sequence[int]) -> list[dict[str, Any]]:
@@ -53,9 +55,10 @@ def frames(records: list[dict[str, Any]], methods: Sequence[str], fractions: Seq
 
 def write_report(out: Path, dataset: str, methods: Sequence[str], records: list[dict[str, Any]],
                  degradation: DegradationSettings, title: str, bootstrap: BootstrapSettings | None = None) -> Report:
-    """Writes table1.csv/.md, metrics.csv, differences.csv/.md, curves.csv and curves.png into `out`, with
-    the fraction grid and headline fraction the results were computed with (read from settings.json by
-    the caller) and paired bootstrap intervals with `bootstrap` (default BootstrapSettings())."""
+    """Writes table1.csv/.md, metrics.csv, differences.csv/.md, curves.csv, curves.png and (given enough
+    instances for `bootstrap.strata`) strata.csv/.md and strata_differences.csv into `out`, with the fraction
+    grid and headline fraction the results were computed with (read from settings.json by the caller) and
+    paired bootstrap intervals with `bootstrap` (default BootstrapSettings())."""
     bootstrap = bootstrap or BootstrapSettings()
     remove, keep = frames(records, methods, degradation.grid)
     name = degradation.headline_name
@@ -88,11 +91,19 @@ def write_report(out: Path, dataset: str, methods: Sequence[str], records: list[
     files["differences.md"].write_text(differences_markdown(intervals) + "\n")
     curves.round(6).to_csv(files["curves.csv"], index=False)
     save_curves(files["curves.png"], curves, "method", "normalised", title=title)
+    strata = None
+    if 0 < bootstrap.strata <= len(records):  # the same statistics within strata of the original probability
+        strata, strata_differences = strata_frames(remove, keep, degradation.headline, bootstrap.strata, bootstrap)
+        for key in ("strata.csv", "strata.md", "strata_differences.csv"):
+            files[key] = out / key
+        strata.round(6).to_csv(files["strata.csv"], index=False)
+        strata_differences.round({"diff": 6, "lo": 6, "hi": 6}).to_csv(files["strata_differences.csv"], index=False)
+        files["strata.md"].write_text(strata_markdown(strata, name, bootstrap) + "\n")
     if any("@seed" in m for m in methods):  # repeats with other noise seeds: their spread
         files["seed_spread.csv"] = out / "seed_spread.csv"
         spread_of = [c for c in (name, "aopc", "comprehensiveness", "sufficiency") if c in metrics.columns]
         seed_spread(metrics, spread_of).round(6).to_csv(files["seed_spread.csv"])
-    return Report(table1, metrics, curves, differences, files, bootstrap)
+    return Report(table1, metrics, curves, differences, files, bootstrap, strata)
 
 
 def with_intervals(table: pd.DataFrame, intervals: Intervals) -> pd.DataFrame:
@@ -142,6 +153,30 @@ def differences_markdown(intervals: Intervals) -> str:
     )
     body = markdown_table(shown) if len(shown) else "(a single method: nothing to compare)"
     return head + "\n\n" + body
+
+
+def strata_table(strata: pd.DataFrame, name: str) -> pd.DataFrame:
+    """One row per stratum: its p_0 range and size, then each method's statistic `name` (the headline drop) as a
+    `value [lo, hi]` cell (strata.md and the explorer page)."""
+    methods = list(dict.fromkeys(strata["method"]))
+    rows = []
+    for k, part in strata.groupby("stratum", sort=True):
+        first = part.iloc[0]
+        cells = {r["method"]: ci_cell(r[name], r[f"{name}_lo"], r[f"{name}_hi"]) for r in part.to_dict("records")}
+        rows.append({"stratum": int(k), "p_0": f"{first['p0_min']:.3f} to {first['p0_max']:.3f}", "n": int(first["n"]),
+                     **{f"{m} {name}": cells[m] for m in methods}})
+    return pd.DataFrame(rows)
+
+
+def strata_markdown(strata: pd.DataFrame, name: str, bootstrap: BootstrapSettings) -> str:
+    """strata.md: a line saying what the strata are, then strata_table."""
+    head = (
+        f"{name} within {strata['stratum'].nunique()} equal-count strata of the model's original probability p_0 of the "
+        f"explained class (1: lowest), each stratum with its own paired bootstrap ({bootstrap.resamples} resamples, seed "
+        f"{bootstrap.seed}, {bootstrap.percent} intervals): an absolute drop depends on p_0, so compare models of different "
+        f"confidence within a stratum."
+    )
+    return head + "\n\n" + markdown_table(strata_table(strata, name))
 
 
 def markdown_table(frame: pd.DataFrame, float_format: str = ".3f", missing: str | None = None) -> str:

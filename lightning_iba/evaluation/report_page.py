@@ -10,7 +10,7 @@ import pandas as pd
 
 from lightning_iba.data.rationales import encode_words, piece_mask
 from lightning_iba.evaluation.degradation import DegradationSettings, headline_index
-from lightning_iba.evaluation.report import Report, table1_with_intervals
+from lightning_iba.evaluation.report import Report, strata_table, table1_with_intervals
 from lightning_iba.viz.explorer import drop_at, explorer_instance, save_explorer
 
 REPORT_PAGE = "report.html"
@@ -175,7 +175,9 @@ def write_report_page(
         settings=settings,
         summary={k: v for k, v in summary.items() if v is not None},
         tables=[(f"Table 1 ({bootstrap.percent} CI)" if bootstrap else "Table 1", table1), ("Differences (paired bootstrap)", _differences(report)),
-                ("Metrics", metrics), ("Plausibility", plausibility)],
+                ("Metrics", metrics),
+                ("Drop within strata of the original probability p_0", strata_table(report.strata, name) if report.strata is not None else None),
+                ("Plausibility", plausibility)],
         curves_png=curves.read_bytes() if curves.is_file() else None,
         command=command,
         command_note=note,
