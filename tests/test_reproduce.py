@@ -108,6 +108,9 @@ def test_best_row_takes_the_largest_validation_drop(tmp_path):
                           "drop_11_lo": [0, 0, 0, 0.8]}).set_index("method")
     table.to_csv(tmp_path / "metrics.csv")
     assert best_row(tmp_path / "metrics.csv", "layer ") == ("layer 1", 0.3)  # "x only" is not a candidate
+    assert best_row(tmp_path / "metrics.csv", "layer ", among={0.0, 2.0}) == ("layer 2", 0.2)  # layer 1 is not among them
+    with pytest.raises(LightningIBAError, match=r"no rows starting with 'layer ' among \[5.0\]"):
+        best_row(tmp_path / "metrics.csv", "layer ", among={5.0})
     with pytest.raises(LightningIBAError, match="no rows starting with 'beta '"):
         best_row(tmp_path / "metrics.csv", "beta ")
 
@@ -313,6 +316,36 @@ def test_every_stage_of_the_cpu_profile_parses_to_runnable_settings_on_the_6_lay
         assert (tmp_path / "results" / plan.name / "selection.json").is_file()
 
 
+def test_imdb_chooses_its_beta_in_figure2b_sweep_among_the_selection_betas_only(tmp_path):
+    """Figure 2b's dataset-estimator sweep runs the selection's instances and betas (and more): it replaces the
+    beta-selection stage, and the choice stays among selection_betas even where another beta drops more."""
+    from lightning_iba.cli.reproduce import parse, reproduce_dataset
+
+    s = parse(["--config", "configs/reproduce/cpu.yaml", "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
+               "--only", "[imdb]"])
+    imdb = next(p for p in s.datasets if p.name == "imdb")
+    assert s.beta_from_figure2b(imdb) and not s.beta_from_figure2b(next(p for p in s.datasets if p.name == "rte"))
+    stages = RecordedStages(fake_sweep_outputs(["layer 0", "layer 3"], ["beta 1e-08", "beta 1e-06", "beta 0.0001", "beta 0.1", "x only"]))
+    reproduce_dataset(s, imdb, stages)
+    names = [name for name, _ in stages.commands]
+    assert names == ["imdb/finetune", "imdb/layer-sweep", "imdb/figure2b-dataset", "imdb/evaluate-test", "imdb/figure2b-reference"]
+    commands = dict(stages.commands)
+    assert flag(commands["imdb/figure2b-dataset"], "--betas") == s.figure2b_betas and flag(commands["imdb/figure2b-dataset"], "--layer") == "3"
+    assert flag(commands["imdb/figure2b-dataset"], "--instances") == str(s.validation_instances)
+    assert flag(commands["imdb/evaluate-test"], "--iba.beta") == "0.0001"  # beta 0.1 dropped more, but is not a selection beta
+    selection = json.loads((tmp_path / "results" / "imdb" / "selection.json").read_text())
+    assert selection["beta"] == 1e-4 and selection["beta_sweep"] == "figure2b-dataset" and selection["layer"] == 3
+
+    # Figure 2b on other instances than the selection's: the selection runs a sweep of its own again
+    other = parse(["--config", "configs/reproduce/cpu.yaml", "--runs", str(tmp_path / "b"), "--results", str(tmp_path / "rb"),
+                   "--figure2b_instances", "100"])
+    assert not other.beta_from_figure2b(next(p for p in other.datasets if p.name == "imdb"))
+    stages = RecordedStages(fake_sweep_outputs(["layer 0", "layer 3"], ["beta 1e-06", "beta 0.0001", "x only"]))
+    reproduce_dataset(other, next(p for p in other.datasets if p.name == "imdb"), stages)
+    assert [name for name, _ in stages.commands] == ["imdb/finetune", "imdb/layer-sweep", "imdb/beta-selection", "imdb/evaluate-test",
+                                                     "imdb/figure2b-dataset", "imdb/figure2b-reference"]
+
+
 def plausibility_csv(folder, methods, split, f1):
     folder.mkdir(parents=True, exist_ok=True)
     columns = {"dataset": "eraser_movies", "split": split, "n": 190, "coverage": 0.25}
@@ -461,7 +494,7 @@ def test_status_lists_the_stages_the_plans_run_in_their_order(tmp_path):
     for plan in s.rationales:
         reproduce_rationales(s, plan, stages)
     ran = [name for name, _ in stages.commands]
-    assert planned_stages(s) == ran and len(ran) == 27 and "imdb/figure2b-reference" in ran
+    assert planned_stages(s) == ran and len(ran) == 26 and "imdb/figure2b-reference" in ran and "imdb/beta-selection" not in ran
     only = parse(["--config", "configs/reproduce/cpu.yaml", "--only", "[rte, eraser]"])
     assert planned_stages(only) == [n for n in ran if n.startswith(("rte/", "eraser/"))]
 

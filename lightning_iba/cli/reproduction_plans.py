@@ -26,12 +26,15 @@ def sweep_rows(metrics_csv: Path, prefix: str) -> pd.DataFrame:
     return table[table.index.astype(str).str.startswith(prefix)]
 
 
-def best_row(metrics_csv: Path, prefix: str) -> tuple[str, float]:
-    """The sweep row (e.g. "layer 3", "beta 1e-05") with the largest drop at the headline fraction, and that drop."""
+def best_row(metrics_csv: Path, prefix: str, among: set[float] | None = None) -> tuple[str, float]:
+    """The sweep row (e.g. "layer 3", "beta 1e-05") with the largest drop at the headline fraction, and that drop;
+    `among`: only the rows whose value (the number after the prefix) is one of these."""
     table = sweep_rows(metrics_csv, prefix)
+    if among is not None:
+        table = table[[float(str(label)[len(prefix):]) in among for label in table.index]]
     rows = table[drop_column(table.columns)]
     if rows.empty:
-        raise LightningIBAError(f"{metrics_csv} has no rows starting with {prefix!r}")
+        raise LightningIBAError(f"{metrics_csv} has no rows starting with {prefix!r}" + (f" among {sorted(among)}" if among is not None else ""))
     return str(rows.idxmax()), float(rows.max())
 
 
@@ -68,17 +71,25 @@ def check_above_chance(s: ReproduceSettings, plan_name: str, task_name: str, mod
 
 
 def choose_layer_and_beta(s: ReproduceSettings, stages: Stages, prefix: str, runs: Path, command: Callable[..., list[str]],
-                          validation: list[str]) -> dict[str, Any]:
+                          validation: list[str], beta_sweep: Callable[[int], tuple[str, Path, list[str]]] | None = None) -> dict[str, Any]:
     """Table 1's rule: a layer sweep, then a beta sweep at the chosen layer, on validation (`validation`: the
-    flags choosing those instances); the layer and then the beta with the largest drop. `command(out, *flags)`."""
+    flags choosing those instances); the layer and then the beta (among `selection_betas`) with the largest drop.
+    `command(out, *flags)`. `beta_sweep(layer)`: (stage, folder, command) of a wider beta sweep on the same instances
+    (Figure 2b's) that runs in place of the beta-selection stage (ReproduceSettings.beta_from_figure2b)."""
     stages.run(f"{prefix}/layer-sweep", command(runs / "layer-sweep", *validation, "--sweep", "layer"))
     layer_row, layer_drop = best_row(runs / "layer-sweep" / "metrics.csv", "layer ")
     layer = int(layer_row.split()[1])
-    stages.run(f"{prefix}/beta-selection", command(
-        runs / "beta-selection", *validation, "--sweep", "beta", "--layer", str(layer), "--betas", s.selection_betas))
-    beta_row, beta_drop = best_row(runs / "beta-selection" / "metrics.csv", "beta ")
+    if beta_sweep is None:
+        stage, folder, argv = f"{prefix}/beta-selection", runs / "beta-selection", command(
+            runs / "beta-selection", *validation, "--sweep", "beta", "--layer", str(layer), "--betas", s.selection_betas)
+    else:
+        stage, folder, argv = beta_sweep(layer)
+    stages.run(stage, argv)
+    among = {float(b) for b in s.selection_betas.split(",") if b.strip()}
+    beta_row, beta_drop = best_row(folder / "metrics.csv", "beta ", among)
     beta = float(beta_row.split()[1])
-    return {"layer": layer, "layer_validation_drop": layer_drop, "beta": beta, "beta_validation_drop": beta_drop, "rule": SELECTION_RULE}
+    return {"layer": layer, "layer_validation_drop": layer_drop, "beta": beta, "beta_validation_drop": beta_drop, "rule": SELECTION_RULE,
+            "beta_sweep": folder.name}
 
 
 def reproduce_dataset(s: ReproduceSettings, plan: DatasetPlan, stages: Stages) -> dict[str, Any]:
@@ -87,7 +98,16 @@ def reproduce_dataset(s: ReproduceSettings, plan: DatasetPlan, stages: Stages) -
     stages.run(f"{plan.name}/finetune", finetune_command(plan.name, plan.finetune, runs), done_when=runs / "model" / "config.json")
     check_above_chance(s, plan.name, plan.name, runs / "model")
     validation = ["--split", "validation", "--instances", str(s.validation_instances), *plan.validation]
-    selection = choose_layer_and_beta(s, stages, plan.name, runs, partial(evaluate_command, s, plan), validation)
+
+    def figure2b(layer: int, estimator: str) -> tuple[str, Path, list[str]]:
+        folder = runs / f"figure2b-{estimator}"
+        return f"{plan.name}/figure2b-{estimator}", folder, evaluate_command(
+            s, plan, folder, "--split", "validation", "--instances", str(s.figure2b_instances),
+            *plan.validation, "--sweep", "beta", "--layer", str(layer), "--betas", s.figure2b_betas, "--estimator.name", estimator)
+
+    in_figure2b = s.beta_from_figure2b(plan)
+    selection = choose_layer_and_beta(s, stages, plan.name, runs, partial(evaluate_command, s, plan), validation,
+                                      beta_sweep=partial(figure2b, estimator="dataset") if in_figure2b else None)
     layer, beta = selection["layer"], selection["beta"]
     (results / "selection.json").write_text(json.dumps(selection, indent=2) + "\n")
     for split in plan.splits:
@@ -97,9 +117,9 @@ def reproduce_dataset(s: ReproduceSettings, plan: DatasetPlan, stages: Stages) -
             "--layer", str(layer), "--iba.beta", f"{beta:g}"))
     if plan.figure2b:
         for estimator in s.figure2b_estimators:
-            stages.run(f"{plan.name}/figure2b-{estimator}", evaluate_command(
-                s, plan, runs / f"figure2b-{estimator}", "--split", "validation", "--instances", str(s.figure2b_instances),
-                *plan.validation, "--sweep", "beta", "--layer", str(layer), "--betas", s.figure2b_betas, "--estimator.name", estimator))
+            if not (in_figure2b and estimator == "dataset"):  # that one ran for the selection
+                stage, _, argv = figure2b(layer, estimator)
+                stages.run(stage, argv)
     return selection
 
 

@@ -122,6 +122,15 @@ class ReproduceSettings:
     only: list[str] | None = None
     above_chance: bool = True
 
+    def beta_from_figure2b(self, plan: DatasetPlan) -> bool:
+        """Whether the plan's beta is chosen in Figure 2b's sweep with the dataset estimator rather than in a
+        beta-selection stage of its own: that sweep runs the same validation instances at the chosen layer with every
+        selection beta among its betas, and a sweep's row for a beta is the run of that beta alone (the noise is seeded
+        per instance), so a separate selection would recompute rows the sweep has."""
+        betas = lambda spec: {float(b) for b in str(spec).split(",") if b.strip()}  # noqa: E731
+        return (plan.figure2b and "dataset" in self.figure2b_estimators and self.figure2b_instances == self.validation_instances
+                and betas(self.selection_betas) <= betas(self.figure2b_betas))
+
     def runs_plan(self, name: str, rationale: bool = False) -> bool:
         """Whether `--only` lets the dataset (or the plausibility plan) `name` run."""
         if not self.only:

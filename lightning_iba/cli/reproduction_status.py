@@ -19,9 +19,10 @@ def planned_stages(s: ReproduceSettings) -> list[str]:
     names = []
     for plan in s.datasets:
         if s.runs_plan(plan.name):
-            names += [f"{plan.name}/{stage}" for stage in ("finetune", "layer-sweep", "beta-selection")]
+            in_figure2b = s.beta_from_figure2b(plan)  # the beta is chosen in Figure 2b's dataset-estimator sweep
+            names += [f"{plan.name}/{stage}" for stage in ("finetune", "layer-sweep", "figure2b-dataset" if in_figure2b else "beta-selection")]
             names += [f"{plan.name}/evaluate-{split}" for split in plan.splits]
-            names += [f"{plan.name}/figure2b-{e}" for e in s.figure2b_estimators] if plan.figure2b else []
+            names += [f"{plan.name}/figure2b-{e}" for e in s.figure2b_estimators if not (in_figure2b and e == "dataset")] if plan.figure2b else []
     for r in s.rationales:
         if s.runs_plan(r.name, rationale=True):
             prefix = f"eraser/{r.name}"

@@ -188,7 +188,8 @@ def write_readme(s: ReproduceSettings, results: Path) -> Path:
         "a stage resumed after a kill counts the running time of every attempt; every stage's own command is below)"
         + (f"; superseded runs (re-run after their command changed: their outputs were replaced or moved aside) took another {sum(r['seconds'] for r in replaced) / 3600:.2f} h" if replaced else ""),
         "- `table1.md`: Table 1 with intervals beside the paper's; per dataset `<dataset>/`: `finetune_metrics.json`, "
-        "`selection.json` (layer and beta chosen on validation), `layer-sweep/` (Figure 2a), `beta-selection/`, "
+        "`selection.json` (layer and beta chosen on validation), `layer-sweep/` (Figure 2a), `beta-selection/` (for IMDB "
+        "the beta is chosen in `figure2b-dataset/`, `selection.json`'s `beta_sweep`), "
         "`eval-<split>/` (Table 1 column, Figure 1 curves, metrics, differences, `strata.*` (the same within quarters of p(gold); re-reported where the run predates them), settings, timing.csv where the run was timed), `figure2b-<estimator>/` (Figure 2b).",
         *(["- `eraser/plausibility.md`: plausibility against ERASER's human rationales (the `rationales` plans: "
            + ", ".join(f"`{r.name}`" + (f" = the {r.model_from} model, transfer" if r.transfer else " = fine-tuned on its train split") for r in s.rationales)
