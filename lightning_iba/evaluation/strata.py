@@ -16,13 +16,19 @@ from lightning_iba.errors import LightningIBAError
 from lightning_iba.evaluation.intervals import DIFFERENCE_COLUMNS, BootstrapSettings, bootstrap_values
 from lightning_iba.evaluation.metrics import instance_values
 
+
+def original_probabilities(frame: pd.DataFrame) -> pd.Series:
+    """p_0 of every instance id: the curves' step 0, the same for every method."""
+    return frame[frame["step"] == 0].drop_duplicates("id").set_index("id")["prob"]
+
+
 def stratum_of(frame: pd.DataFrame, strata: int) -> pd.Series:
     """Stratum (1 = least confident .. `strata`) of every instance id: the instances sorted by their original
     probability p_0 (the curve's step 0; ties by id) and cut into `strata` groups of equal count (the first
     ones one larger where it does not divide)."""
     if strata < 1:
         raise LightningIBAError(f"strata must be at least 1, got {strata}")
-    p0 = frame[frame["step"] == 0].drop_duplicates("id").set_index("id")["prob"]
+    p0 = original_probabilities(frame)
     if len(p0) < strata:
         raise LightningIBAError(f"{len(p0)} instances cannot be cut into {strata} strata; use fewer strata")
     ordered = p0.reset_index().sort_values(["prob", "id"], kind="stable")["id"].to_numpy()
@@ -41,7 +47,7 @@ def strata_frames(frame: pd.DataFrame, keep_frame: pd.DataFrame | None, headline
     stratum = stratum_of(frame, strata)
     values = instance_values(frame, keep_frame, "method", headline)  # index (method, id)
     ids = values.index.get_level_values("id")
-    p0 = frame[frame["step"] == 0].drop_duplicates("id").set_index("id")["prob"]
+    p0 = original_probabilities(frame)
     rows, differences = [], []
     for k in range(1, strata + 1):
         members = stratum.index[stratum == k]
