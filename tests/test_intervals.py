@@ -363,7 +363,7 @@ def test_offline_wandb_run_logs_the_intervals_and_the_differences(tmp_path):
     differences = json.loads(next(media.rglob("differences_*.table.json")).read_text())
     assert differences["columns"] == ["method_a", "method_b", "metric", "diff", "lo", "hi", "excludes_zero"] and len(differences["data"]) == 4
     strata = json.loads(next(media.rglob("strata_*.table.json")).read_text())  # default: quartiles of p_0
-    assert strata["columns"][:5] == ["stratum", "p0_min", "p0_max", "n", "method"] and len(strata["data"]) == 4 * 2
+    assert strata["columns"][:6] == ["stratum", "p0_min", "p0_max", "p0_mean", "n", "method"] and len(strata["data"]) == 4 * 2
 
 
 def test_paired_difference_reads_either_orientation_and_flips_the_interval():

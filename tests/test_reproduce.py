@@ -108,9 +108,12 @@ def test_best_row_takes_the_largest_validation_drop(tmp_path):
                           "drop_11_lo": [0, 0, 0, 0.8]}).set_index("method")
     table.to_csv(tmp_path / "metrics.csv")
     assert best_row(tmp_path / "metrics.csv", "layer ") == ("layer 1", 0.3)  # "x only" is not a candidate
-    assert best_row(tmp_path / "metrics.csv", "layer ", among={0.0, 2.0}) == ("layer 2", 0.2)  # layer 1 is not among them
-    with pytest.raises(LightningIBAError, match=r"no rows starting with 'layer ' among \[5.0\]"):
-        best_row(tmp_path / "metrics.csv", "layer ", among={5.0})
+    assert best_row(tmp_path / "metrics.csv", "layer ", among={"layer 0", "layer 2"}) == ("layer 2", 0.2)  # layer 1 is not among them
+    with pytest.raises(LightningIBAError, match=r"no rows starting with 'layer ' among \['layer 5'\]"):
+        best_row(tmp_path / "metrics.csv", "layer ", among={"layer 5"})
+    from lightning_iba.cli.reproduction_settings import beta_labels
+    assert beta_labels("1e-6, 0.0001,1e-1") == {"beta 1e-06", "beta 0.0001", "beta 0.1"}  # as evaluate.py labels the rows
+    assert beta_labels("1.2345678e-5") == {"beta 1.23457e-05"}  # a beta with more digits still names its row
     with pytest.raises(LightningIBAError, match="no rows starting with 'beta '"):
         best_row(tmp_path / "metrics.csv", "beta ")
 
@@ -331,7 +334,6 @@ def test_imdb_chooses_its_beta_in_figure2b_sweep_among_the_selection_betas_only(
     assert names == ["imdb/finetune", "imdb/layer-sweep", "imdb/figure2b-dataset", "imdb/evaluate-test", "imdb/figure2b-reference"]
     commands = dict(stages.commands)
     assert flag(commands["imdb/figure2b-dataset"], "--betas") == s.figure2b_betas and flag(commands["imdb/figure2b-dataset"], "--layer") == "3"
-    assert flag(commands["imdb/figure2b-dataset"], "--instances") == str(s.validation_instances)
     assert flag(commands["imdb/evaluate-test"], "--iba.beta") == "0.0001"  # beta 0.1 dropped more, but is not a selection beta
     selection = json.loads((tmp_path / "results" / "imdb" / "selection.json").read_text())
     assert selection["beta"] == 1e-4 and selection["beta_sweep"] == "figure2b-dataset" and selection["layer"] == 3
@@ -475,7 +477,7 @@ def test_a_stage_resumed_at_another_commit_records_both_and_a_rerun_supersedes_t
     # a failed attempt before a finished one replaced no outputs: it is shown as failed, not superseded
     failed = {**records[0], "status": "failed (1)"}
     assert "| a | failed (1) |" in stage_table([failed, records[1]])[2]
-    readme = write_readme(SimpleNamespace(results=str(tmp_path / "results"), rationales=[]), tmp_path / "results").read_text()
+    readme = write_readme(SimpleNamespace(results=str(tmp_path / "results"), rationales=[], datasets=[]), tmp_path / "results").read_text()
     assert f"finished stages: {records[1]['seconds'] / 3600:.2f} h" in readme
     assert f"superseded runs (re-run after their command changed: their outputs were replaced or moved aside) took another {records[0]['seconds'] / 3600:.2f} h" in readme
     assert "`aaa`, `bbb`" in readme

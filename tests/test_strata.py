@@ -41,7 +41,7 @@ def test_each_stratum_reports_its_own_instances_means_with_an_interval_around_th
     remove = pd.concat([curves_frame("iba", confident_curves(p0, iba), F), curves_frame("random", confident_curves(p0, random), F)],
                        ignore_index=True)
     table, differences = strata_frames(remove, None, 0.11, 4, BootstrapSettings(resamples=300))
-    assert table.columns.tolist()[:5] == ["stratum", "p0_min", "p0_max", "n", "method"]
+    assert table.columns.tolist()[:6] == ["stratum", "p0_min", "p0_max", "p0_mean", "n", "method"]
     assert table["stratum"].tolist() == [1, 1, 2, 2, 3, 3, 4, 4] and table["method"].tolist() == ["iba", "random"] * 4
     assert (table["n"] == 50).all()
     order = np.argsort(p0, kind="stable")
@@ -49,6 +49,7 @@ def test_each_stratum_reports_its_own_instances_means_with_an_interval_around_th
         members = order[50 * k:50 * (k + 1)]
         row = table[(table["stratum"] == k + 1) & (table["method"] == "iba")].iloc[0]
         assert row["p0_min"] == pytest.approx(p0[members].min()) and row["p0_max"] == pytest.approx(p0[members].max())
+        assert row["p0_mean"] == pytest.approx(p0[members].mean())
         assert row["drop_11"] == pytest.approx(iba[members].mean())
         assert row["drop_11_lo"] < row["drop_11"] < row["drop_11_hi"]
         assert row["aopc"] == pytest.approx(iba[members].mean() * 9 / 10)  # step 0 loses nothing
@@ -87,7 +88,7 @@ def test_write_report_writes_the_strata_files_when_there_are_enough_instances(tm
     assert paired["stratum"].unique().tolist() == [1, 2, 3, 4] and len(paired) == 4 * 4  # one pair, four statistics
     lines = (tmp_path / "strata.md").read_text().splitlines()
     assert "4 equal-count strata" in lines[0] and "50 resamples" in lines[0]
-    assert lines[2] == "| stratum | p_0 | n | iba drop_11 | random drop_11 |"
+    assert lines[2] == "| stratum | p_0 | mean p_0 | n | iba drop_11 | random drop_11 |"
     assert len(lines) == 4 + 4 and lines[4].startswith("| 1 | ") and "| 10 |" in lines[4]
 
     for strata, n in ((0, 40), (4, 3)):  # switched off, or too few instances: no strata files
@@ -96,6 +97,9 @@ def test_write_report_writes_the_strata_files_when_there_are_enough_instances(tm
         report = write_report(out, "imdb", ["iba", "random"], records(n), DegradationSettings(), "test",
                               BootstrapSettings(resamples=20, strata=strata))
         assert report.strata is None and not list(out.glob("strata*")) and "strata.md" not in report.files
+    # re-reported without strata, a folder keeps none of the earlier report's (they would contradict its settings)
+    write_report(tmp_path, "imdb", ["iba", "random"], records(40), DegradationSettings(), "test", BootstrapSettings(resamples=20, strata=0))
+    assert not list(tmp_path.glob("strata*")) and (tmp_path / "table1.csv").is_file()
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "4"])

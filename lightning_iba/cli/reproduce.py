@@ -3,7 +3,8 @@
 Per dataset, in order: fine-tune (skipped when the model exists), a layer sweep and then a beta sweep of
 IBA on *validation* instances (the layer and beta with the largest validation drop are chosen; test is
 never looked at), the evaluation of every method on the test split(s) with the chosen layer and beta,
-then Figure 2b (a wide beta sweep with both estimators on validation). Every stage is a `train.py` or
+then Figure 2b (a wide beta sweep with both estimators on validation; where its dataset-estimator sweep runs the
+selection's instances and betas, it runs before the test evaluation and the beta is chosen in it). Every stage is a `train.py` or
 `evaluate.py` command; the commands and their wall times are recorded in `<results>/stages.jsonl`, and
 a stage that finished is skipped on the next run, so a killed reproduction restarts where it stopped
 (`evaluate.py --resume true` continues a half-done evaluation instance by instance). The small outputs

@@ -21,7 +21,8 @@ def collect(s: ReproduceSettings) -> None:
     """Copies the small outputs of every finished stage to `results` (models and shards stay in `runs`)."""
     for plan in s.datasets:
         runs, results = Path(s.runs) / plan.name, Path(s.results) / plan.name
-        copy_small(runs, results, ["layer-sweep", "beta-selection", *(f"eval-{split}" for split in plan.splits),
+        selection = [] if s.beta_from_figure2b(plan) else ["beta-selection"]  # else the beta is chosen in figure2b-dataset
+        copy_small(runs, results, ["layer-sweep", *selection, *(f"eval-{split}" for split in plan.splits),
                                    *(f"figure2b-{e}" for e in s.figure2b_estimators)], SMALL_FILES)
     for rationale in s.rationales:
         runs, results = rationale_paths(s, rationale)

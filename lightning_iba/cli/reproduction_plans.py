@@ -1,5 +1,6 @@
 """The reproduction's stage sequences: per Table 1 dataset (fine-tune, choose IBA's layer and beta on validation,
-evaluate the test splits, Figure 2b's beta sweep) and per plausibility plan (fine-tune or take a Table 1 model and its
+evaluate the test splits, Figure 2b's beta sweeps; where Figure 2b's dataset-estimator sweep runs the selection's
+instances and betas, it runs before the test and the beta is chosen in it) and per plausibility plan (fine-tune or take a Table 1 model and its
 choice, layer sweep, evaluate every split); Table 1's rule for the layer and beta (`choose_layer_and_beta`, `best_row`)."""
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from lightning_iba.cli.reproduction_commands import evaluate_command, finetune_command, rationale_evaluate_command, rationale_finetune_command, rationale_model
-from lightning_iba.cli.reproduction_settings import DatasetPlan, RationalePlan, ReproduceSettings, rationale_paths
+from lightning_iba.cli.reproduction_settings import DatasetPlan, RationalePlan, ReproduceSettings, beta_labels, rationale_paths
 from lightning_iba.cli.reproduction_stages import Stages
 from lightning_iba.errors import LightningIBAError
 from lightning_iba.evaluation.degradation import drop_column
@@ -26,12 +27,12 @@ def sweep_rows(metrics_csv: Path, prefix: str) -> pd.DataFrame:
     return table[table.index.astype(str).str.startswith(prefix)]
 
 
-def best_row(metrics_csv: Path, prefix: str, among: set[float] | None = None) -> tuple[str, float]:
+def best_row(metrics_csv: Path, prefix: str, among: set[str] | None = None) -> tuple[str, float]:
     """The sweep row (e.g. "layer 3", "beta 1e-05") with the largest drop at the headline fraction, and that drop;
-    `among`: only the rows whose value (the number after the prefix) is one of these."""
+    `among`: only these rows (labels as the sweep writes them, reproduction_settings.beta_labels)."""
     table = sweep_rows(metrics_csv, prefix)
     if among is not None:
-        table = table[[float(str(label)[len(prefix):]) in among for label in table.index]]
+        table = table[table.index.astype(str).isin(among)]
     rows = table[drop_column(table.columns)]
     if rows.empty:
         raise LightningIBAError(f"{metrics_csv} has no rows starting with {prefix!r}" + (f" among {sorted(among)}" if among is not None else ""))
@@ -85,8 +86,7 @@ def choose_layer_and_beta(s: ReproduceSettings, stages: Stages, prefix: str, run
     else:
         stage, folder, argv = beta_sweep(layer)
     stages.run(stage, argv)
-    among = {float(b) for b in s.selection_betas.split(",") if b.strip()}
-    beta_row, beta_drop = best_row(folder / "metrics.csv", "beta ", among)
+    beta_row, beta_drop = best_row(folder / "metrics.csv", "beta ", beta_labels(s.selection_betas))
     beta = float(beta_row.split()[1])
     return {"layer": layer, "layer_validation_drop": layer_drop, "beta": beta, "beta_validation_drop": beta_drop, "rule": SELECTION_RULE,
             "beta_sweep": folder.name}

@@ -126,16 +126,21 @@ class ReproduceSettings:
         """Whether the plan's beta is chosen in Figure 2b's sweep with the dataset estimator rather than in a
         beta-selection stage of its own: that sweep runs the same validation instances at the chosen layer with every
         selection beta among its betas, and a sweep's row for a beta is the run of that beta alone (the noise is seeded
-        per instance), so a separate selection would recompute rows the sweep has."""
-        betas = lambda spec: {float(b) for b in str(spec).split(",") if b.strip()}  # noqa: E731
+        per instance), so a separate selection would recompute rows the sweep has. The selection rule is the dataset
+        estimator's (reproduction_plans.SELECTION_RULE), which is the estimator of that sweep."""
         return (plan.figure2b and "dataset" in self.figure2b_estimators and self.figure2b_instances == self.validation_instances
-                and betas(self.selection_betas) <= betas(self.figure2b_betas))
+                and beta_labels(self.selection_betas) <= beta_labels(self.figure2b_betas))
 
     def runs_plan(self, name: str, rationale: bool = False) -> bool:
         """Whether `--only` lets the dataset (or the plausibility plan) `name` run."""
         if not self.only:
             return True
         return ("eraser" in self.only or f"eraser/{name}" in self.only) if rationale else name in self.only
+
+
+def beta_labels(spec: str) -> set[str]:
+    """The rows a beta sweep over comma-separated `spec` writes, labelled as evaluate.py labels them ("beta 1e-06")."""
+    return {f"beta {float(b):g}" for b in str(spec).split(",") if b.strip()}
 
 
 def rationale_paths(s: ReproduceSettings, plan: RationalePlan) -> tuple[Path, Path]:

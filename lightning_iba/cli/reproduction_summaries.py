@@ -179,6 +179,7 @@ def write_readme(s: ReproduceSettings, results: Path) -> Path:
     marked = superseded(stages)
     done = [r for r, old in zip(stages, marked) if r["status"] == "done" and not old]
     replaced = [r for r, old in zip(stages, marked) if old]
+    in_figure2b = [plan.name for plan in s.datasets if s.beta_from_figure2b(plan)]
     lines = [
         f"# Reproduction outputs ({Path(s.results).name})", "",
         "Written by `make reproduce PROFILE=cpu` (`python -m lightning_iba.cli.reproduce --config configs/reproduce/cpu.yaml`); "
@@ -188,9 +189,12 @@ def write_readme(s: ReproduceSettings, results: Path) -> Path:
         "a stage resumed after a kill counts the running time of every attempt; every stage's own command is below)"
         + (f"; superseded runs (re-run after their command changed: their outputs were replaced or moved aside) took another {sum(r['seconds'] for r in replaced) / 3600:.2f} h" if replaced else ""),
         "- `table1.md`: Table 1 with intervals beside the paper's; per dataset `<dataset>/`: `finetune_metrics.json`, "
-        "`selection.json` (layer and beta chosen on validation), `layer-sweep/` (Figure 2a), `beta-selection/` (for IMDB "
-        "the beta is chosen in `figure2b-dataset/`, `selection.json`'s `beta_sweep`), "
-        "`eval-<split>/` (Table 1 column, Figure 1 curves, metrics, differences, `strata.*` (the same within quarters of p(gold); re-reported where the run predates them), settings, timing.csv where the run was timed), `figure2b-<estimator>/` (Figure 2b).",
+        "`selection.json` (layer and beta chosen on validation; `beta_sweep` names the sweep the beta was chosen in), "
+        "`layer-sweep/` (Figure 2a), `beta-selection/`"
+        + (f" ({', '.join(in_figure2b)}: none, the beta is chosen in `figure2b-dataset/`)" if in_figure2b else "") + ", "
+        "`eval-<split>/` (Table 1 column, Figure 1 curves, metrics, differences, `strata.*` (the same within equal-count strata "
+        "of the original p(gold), `--bootstrap.strata`; re-reported where the run predates them), settings, timing.csv where the "
+        "run was timed), `figure2b-<estimator>/` (Figure 2b).",
         *(["- `eraser/plausibility.md`: plausibility against ERASER's human rationales (the `rationales` plans: "
            + ", ".join(f"`{r.name}`" + (f" = the {r.model_from} model, transfer" if r.transfer else " = fine-tuned on its train split") for r in s.rationales)
            + "); per plan `eraser/<name>/`: `selection.json`, `eval-<split>/`, `layer-sweep/`."] if s.rationales else []), "",

@@ -17,6 +17,9 @@ from lightning_iba.evaluation.shards import read_records
 from lightning_iba.evaluation.strata import strata_frames
 from lightning_iba.viz.curves import save_curves
 
+#: The files of the strata report (written when there are at least `bootstrap.strata` instances).
+STRATA_FILES = ("strata.csv", "strata.md", "strata_differences.csv")
+
 
 @dataclass
 class Report:
@@ -27,7 +30,7 @@ class Report:
     differences: pd.DataFrame  # per pair of methods and statistic: method_a, method_b, metric, diff, lo, hi, excludes_zero
     files: dict[str, Path]
     bootstrap: BootstrapSettings | None = None  # the settings of the intervals
-    strata: pd.DataFrame | None = None  # per stratum of p_0 and method: stratum, p0_min, p0_max, n, method, then m, m_lo, m_hi per statistic
+    strata: pd.DataFrame | None = None  # per stratum of p_0 and method: stratum, p0_min, p0_max, p0_mean, n, method, then m, m_lo, m_hi per statistic
 
 
 def merged_records(out: Path, indices: Sequence[int]) -> list[dict[str, Any]]:
@@ -94,11 +97,14 @@ def write_report(out: Path, dataset: str, methods: Sequence[str], records: list[
     strata = None
     if 0 < bootstrap.strata <= len(records):  # the same statistics within strata of the original probability
         strata, strata_differences = strata_frames(remove, keep, degradation.headline, bootstrap.strata, bootstrap)
-        for key in ("strata.csv", "strata.md", "strata_differences.csv"):
+        for key in STRATA_FILES:
             files[key] = out / key
         strata.round(6).to_csv(files["strata.csv"], index=False)
         strata_differences.round({"diff": 6, "lo": 6, "hi": 6}).to_csv(files["strata_differences.csv"], index=False)
         files["strata.md"].write_text(strata_markdown(strata, name, bootstrap) + "\n")
+    else:  # a re-report without strata leaves none of an earlier report's behind
+        for key in STRATA_FILES:
+            (out / key).unlink(missing_ok=True)
     if any("@seed" in m for m in methods):  # repeats with other noise seeds: their spread
         files["seed_spread.csv"] = out / "seed_spread.csv"
         spread_of = [c for c in (name, "aopc", "comprehensiveness", "sufficiency") if c in metrics.columns]
@@ -156,14 +162,14 @@ def differences_markdown(intervals: Intervals) -> str:
 
 
 def strata_table(strata: pd.DataFrame, name: str) -> pd.DataFrame:
-    """One row per stratum: its p_0 range and size, then each method's statistic `name` (the headline drop) as a
+    """One row per stratum: its p_0 range, mean p_0 and size, then each method's statistic `name` (the headline drop) as a
     `value [lo, hi]` cell (strata.md and the explorer page)."""
     methods = list(dict.fromkeys(strata["method"]))
     rows = []
     for k, part in strata.groupby("stratum", sort=True):
         first = part.iloc[0]
         cells = {r["method"]: ci_cell(r[name], r[f"{name}_lo"], r[f"{name}_hi"]) for r in part.to_dict("records")}
-        rows.append({"stratum": int(k), "p_0": f"{first['p0_min']:.3f} to {first['p0_max']:.3f}", "n": int(first["n"]),
+        rows.append({"stratum": int(k), "p_0": f"{first['p0_min']:.3f} to {first['p0_max']:.3f}", "mean p_0": f"{first['p0_mean']:.3f}", "n": int(first["n"]),
                      **{f"{m} {name}": cells[m] for m in methods}})
     return pd.DataFrame(rows)
 

@@ -41,9 +41,9 @@ def stratum_of(frame: pd.DataFrame, strata: int) -> pd.Series:
 def strata_frames(frame: pd.DataFrame, keep_frame: pd.DataFrame | None, headline: float, strata: int,
                   settings: BootstrapSettings | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per stratum, the report's two tables over the stratum's instances: one row per stratum and method (methods in
-    the frame's order) with the stratum's p_0 range and size and, for each of summary()'s statistics, its mean with a
-    paired bootstrap interval; and the paired differences of every pair of methods (a stratum column, then
-    intervals.DIFFERENCE_COLUMNS)."""
+    the frame's order) with the stratum's p_0 range, mean and size and, for each bootstrapped statistic (the headline
+    drop, AOPC, comprehensiveness and, given a keep frame, sufficiency), its mean with a paired bootstrap interval;
+    and the paired differences of every pair of methods (a stratum column, then intervals.DIFFERENCE_COLUMNS)."""
     stratum = stratum_of(frame, strata)
     values = instance_values(frame, keep_frame, "method", headline)  # index (method, id)
     ids = values.index.get_level_values("id")
@@ -52,7 +52,8 @@ def strata_frames(frame: pd.DataFrame, keep_frame: pd.DataFrame | None, headline
     for k in range(1, strata + 1):
         members = stratum.index[stratum == k]
         result = bootstrap_values(values[ids.isin(members)], settings)
-        head = {"stratum": k, "p0_min": float(p0[members].min()), "p0_max": float(p0[members].max()), "n": len(members)}
+        head = {"stratum": k, "p0_min": float(p0[members].min()), "p0_max": float(p0[members].max()),
+                "p0_mean": float(p0[members].mean()), "n": len(members)}
         rows.extend({**head, "method": method, **row} for method, row in result.table.to_dict("index").items())
         differences.append(result.differences.assign(stratum=k))
     table = pd.DataFrame(rows)
