@@ -40,7 +40,7 @@ def test_each_stratum_reports_its_own_instances_means_with_an_interval_around_th
     random = np.full(n, 0.01)  # ... while random's does not move
     remove = pd.concat([curves_frame("iba", confident_curves(p0, iba), F), curves_frame("random", confident_curves(p0, random), F)],
                        ignore_index=True)
-    table, differences = strata_frames(remove, None, 0.11, 4, BootstrapSettings(resamples=300))
+    table, differences = strata_frames(remove, instance_values(remove, None, "method", 0.11), 4, BootstrapSettings(resamples=300))
     assert table.columns.tolist()[:6] == ["stratum", "p0_min", "p0_max", "p0_mean", "n", "method"]
     assert table["stratum"].tolist() == [1, 1, 2, 2, 3, 3, 4, 4] and table["method"].tolist() == ["iba", "random"] * 4
     assert (table["n"] == 50).all()

@@ -11,8 +11,8 @@ import pandas as pd
 
 from lightning_iba.errors import LightningIBAError
 from lightning_iba.evaluation.degradation import DegradationSettings
-from lightning_iba.evaluation.intervals import BootstrapSettings, Intervals, paired_bootstrap, seed_spread
-from lightning_iba.evaluation.metrics import curves_frame, normalised_curves, summary
+from lightning_iba.evaluation.intervals import BootstrapSettings, Intervals, bootstrap_values, seed_spread
+from lightning_iba.evaluation.metrics import curves_frame, instance_values, normalised_curves, summary
 from lightning_iba.evaluation.shards import read_records
 from lightning_iba.evaluation.strata import strata_frames
 from lightning_iba.viz.curves import save_curves
@@ -65,7 +65,8 @@ def write_report(out: Path, dataset: str, methods: Sequence[str], records: list[
     bootstrap = bootstrap or BootstrapSettings()
     remove, keep = frames(records, methods, degradation.grid)
     name = degradation.headline_name
-    intervals = paired_bootstrap(remove, keep, headline=degradation.headline, settings=bootstrap)
+    values = instance_values(remove, keep, "method", degradation.headline)  # index (method, id): what both bootstraps resample
+    intervals = bootstrap_values(values, bootstrap)
     metrics = with_intervals(summary(remove, keep, headline=degradation.headline), intervals).reindex(list(methods))
     table1 = pd.DataFrame(
         {
@@ -96,7 +97,7 @@ def write_report(out: Path, dataset: str, methods: Sequence[str], records: list[
     save_curves(files["curves.png"], curves, "method", "normalised", title=title)
     strata = None
     if 0 < bootstrap.strata <= len(records):  # the same statistics within strata of the original probability
-        strata, strata_differences = strata_frames(remove, keep, degradation.headline, bootstrap.strata, bootstrap)
+        strata, strata_differences = strata_frames(remove, values, bootstrap.strata, bootstrap)
         for key in STRATA_FILES:
             files[key] = out / key
         strata.round(6).to_csv(files["strata.csv"], index=False)

@@ -14,7 +14,6 @@ import pandas as pd
 
 from lightning_iba.errors import LightningIBAError
 from lightning_iba.evaluation.intervals import DIFFERENCE_COLUMNS, BootstrapSettings, bootstrap_values
-from lightning_iba.evaluation.metrics import instance_values
 
 
 def original_probabilities(frame: pd.DataFrame) -> pd.Series:
@@ -38,14 +37,14 @@ def stratum_of(frame: pd.DataFrame, strata: int) -> pd.Series:
     return pd.Series(labels, index=pd.Index(ordered, name="id"), name="stratum").sort_index()
 
 
-def strata_frames(frame: pd.DataFrame, keep_frame: pd.DataFrame | None, headline: float, strata: int,
+def strata_frames(frame: pd.DataFrame, values: pd.DataFrame, strata: int,
                   settings: BootstrapSettings | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per stratum, the report's two tables over the stratum's instances: one row per stratum and method (methods in
-    the frame's order) with the stratum's p_0 range, mean and size and, for each bootstrapped statistic (the headline
-    drop, AOPC, comprehensiveness and, given a keep frame, sufficiency), its mean with a paired bootstrap interval;
-    and the paired differences of every pair of methods (a stratum column, then intervals.DIFFERENCE_COLUMNS)."""
+    the values' order) with the stratum's p_0 range, mean and size and, for each statistic of `values` (the instances'
+    metrics.instance_values over `frame` and its keep frame, which the whole table's bootstrap resamples too), its
+    mean with a paired bootstrap interval; and the paired differences of every pair of methods (a stratum column, then
+    intervals.DIFFERENCE_COLUMNS). `frame`: the removal curves, whose step 0 gives p_0."""
     stratum = stratum_of(frame, strata)
-    values = instance_values(frame, keep_frame, "method", headline)  # index (method, id)
     ids = values.index.get_level_values("id")
     p0 = original_probabilities(frame)
     rows, differences = [], []
