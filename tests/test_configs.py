@@ -222,3 +222,23 @@ def test_every_plausibility_plan_composes_valid_train_and_evaluate_commands(prof
         printed = yaml.safe_load(capsys.readouterr().out)
         assert (printed["data"]["dataset"], printed["data"]["max_length"]) == (r.dataset, r.max_length)
         assert printed["data"]["model_name_or_path"] in models, "starts from a model the plan has not made yet"
+
+
+def test_the_paper_profile_takes_every_table1_split_from_the_hub_and_evaluates_whole_test_sets(capsys):
+    """Profile paper never falls back to the bundled or local copies that `source: auto` picks offline: an offline node
+    must stop, not evaluate IMDB on bundled train reviews. And it evaluates the paper's whole test sets."""
+    from lightning_iba.cli.evaluate import parse as parse_evaluate
+    from lightning_iba.cli.reproduce import parse
+    from lightning_iba.cli.train import build_cli
+
+    plan = parse(["--config", str(CONFIGS / "reproduce" / "paper.yaml")])
+    for d in plan.datasets:
+        assert d.test_instances is None, f"{d.name}: the paper evaluates the whole test set"
+        evaluate = [a for c in (f"configs/evaluate/{d.name}.yaml", *d.evaluate) for a in ("--config", str(REPO / c))]
+        settings = parse_evaluate([*evaluate, "--split", "validation", *d.validation])
+        assert (settings.source, settings.estimator.source) == ("hub", None), d.name  # estimator texts: the run's source
+        finetune = [a for c in (f"configs/finetune/{d.name}.yaml", *d.finetune) for a in ("--config", str(REPO / c))]
+        with pytest.raises(SystemExit):
+            build_cli([*finetune, "--print_config"])
+        printed = yaml.safe_load(capsys.readouterr().out)
+        assert (printed["data"]["source"], printed["data"]["max_length"]) == ("hub", 512), d.name
