@@ -88,15 +88,16 @@ def test_iba_beats_random_through_the_whole_pipeline(checkpoint, keyword_data, t
     assert list(table["n"]) == [40, 40]
     assert drops["iba"] > drops["random"] + 0.2, table  # removing the keyword first flips the prediction
     for name in ("table1.md", "curves.csv", "curves.png", "metrics.csv", "differences.csv", "differences.md", "strata.csv", "strata.md",
-                 "settings.json", "report.html"):
+                 "labels.csv", "labels.md", "settings.json", "report.html"):
         assert (tmp_path / "eval" / name).is_file(), name
-    assert "Drop within strata of the original probability" in (tmp_path / "eval" / "report.html").read_text()
+    page = (tmp_path / "eval" / "report.html").read_text()
+    assert "Drop within strata of the original probability" in page and "Drop within each gold label" in page
     curves = pd.read_csv(tmp_path / "eval" / "curves.csv")
     assert set(curves["method"]) == {"iba", "random"} and len(curves) == 20
     assert report.metrics.loc["iba", "comprehensiveness"] > report.metrics.loc["random", "comprehensiveness"]
     drop = report.differences.set_index(["method_a", "method_b", "metric"]).loc[("iba", "random", "drop_11")]
     assert drop["lo"] > 0 and bool(drop["excludes_zero"])  # the paired interval of iba - random clears zero
-    assert json.loads((tmp_path / "eval" / "settings.json").read_text())["report"] == {"bootstrap": {"resamples": 1000, "level": 0.95, "seed": 0, "strata": 4}}
+    assert json.loads((tmp_path / "eval" / "settings.json").read_text())["report"] == {"bootstrap": {"resamples": 1000, "level": 0.95, "seed": 0, "strata": 4, "by_label": True}}
 
     # other bootstrap settings on a finished run: not refused, nothing attributed again, just re-reported
     shards = sorted((tmp_path / "eval" / "shards").glob("*.jsonl"))
@@ -105,7 +106,7 @@ def test_iba_beats_random_through_the_whole_pipeline(checkpoint, keyword_data, t
                       "--resume", "true", "--bootstrap.resamples", "200", "--bootstrap.level", "0.8", "--bootstrap.seed", "1",
                       "--bootstrap.strata", "2"))
     assert [p.read_text() for p in shards] == before
-    assert json.loads((tmp_path / "eval" / "settings.json").read_text())["report"] == {"bootstrap": {"resamples": 200, "level": 0.8, "seed": 1, "strata": 2}}
+    assert json.loads((tmp_path / "eval" / "settings.json").read_text())["report"] == {"bootstrap": {"resamples": 200, "level": 0.8, "seed": 1, "strata": 2, "by_label": True}}
     assert again.table1["drop_11"].tolist() == report.table1["drop_11"].tolist()
     width = lambda r: r.metrics["drop_11_hi"] - r.metrics["drop_11_lo"]  # noqa: E731
     assert width(again)["iba"] < width(report)["iba"] and (width(again) <= width(report)).all(), (report.metrics, again.metrics)  # 80 % vs 95 %

@@ -364,6 +364,8 @@ def test_offline_wandb_run_logs_the_intervals_and_the_differences(tmp_path):
     assert differences["columns"] == ["method_a", "method_b", "metric", "diff", "lo", "hi", "excludes_zero"] and len(differences["data"]) == 4
     strata = json.loads(next(media.rglob("strata_*.table.json")).read_text())  # default: quartiles of p_0
     assert strata["columns"][:6] == ["stratum", "p0_min", "p0_max", "p0_mean", "n", "method"] and len(strata["data"]) == 4 * 2
+    labels = json.loads(next(media.rglob("labels_*.table.json")).read_text())  # default: per gold label too
+    assert labels["columns"][0] == "label" and sorted({row[0] for row in labels["data"]}) == ["neg", "pos"]
 
 
 def test_paired_difference_reads_either_orientation_and_flips_the_interval():

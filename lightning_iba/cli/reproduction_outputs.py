@@ -10,10 +10,11 @@ from typing import Any
 from lightning_iba.cli.reproduction_figures import write_figure2
 from lightning_iba.cli.reproduction_settings import ReproduceSettings, rationale_paths
 from lightning_iba.cli.reproduction_summaries import write_plausibility_summary, write_summary
+from lightning_iba.evaluation.report import LABEL_FILES, STRATA_FILES
 
 
 SMALL_FILES = ("table1.csv", "table1.md", "metrics.csv", "curves.csv", "curves.png", "differences.csv", "differences.md", "settings.json", "timing.csv",
-               "strata.csv", "strata.md", "strata_differences.csv")
+               *STRATA_FILES, *LABEL_FILES)
 PLAUSIBILITY_FILES = ("plausibility.csv", "plausibility.md", "plausibility_differences.csv", "plausibility_differences.md", "plausibility_coverage.json")
 
 

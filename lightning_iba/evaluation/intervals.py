@@ -41,12 +41,14 @@ class BootstrapSettings:
         seed: seed of the resampling.
         strata: equal-count strata of the model's original probability of the explained class in which the
             headline statistics are reported again (strata.csv/.md; 0: none; skipped when fewer instances).
+        by_label: report them again within each gold label too (labels.csv/.md; skipped with a single label).
     """
 
     resamples: int = 1000
     level: float = 0.95
     seed: int = 0
     strata: int = 4
+    by_label: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.resamples, bool) or not isinstance(self.resamples, (int, np.integer)) or self.resamples < 1:
@@ -57,7 +59,10 @@ class BootstrapSettings:
             raise LightningIBAError(f"bootstrap seed must be a whole number of at least 0, got {self.seed!r}")
         if isinstance(self.strata, bool) or not isinstance(self.strata, (int, np.integer)) or self.strata < 0:
             raise LightningIBAError(f"bootstrap strata must be a whole number of at least 0 (0: none), got {self.strata!r}")
+        if not isinstance(self.by_label, (bool, np.bool_)):
+            raise LightningIBAError(f"bootstrap by_label must be true or false, got {self.by_label!r}")
         self.resamples, self.level, self.seed, self.strata = int(self.resamples), float(self.level), int(self.seed), int(self.strata)
+        self.by_label = bool(self.by_label)
 
     @property
     def percent(self) -> str:

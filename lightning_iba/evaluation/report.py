@@ -14,11 +14,13 @@ from lightning_iba.evaluation.degradation import DegradationSettings
 from lightning_iba.evaluation.intervals import BootstrapSettings, Intervals, bootstrap_values, seed_spread
 from lightning_iba.evaluation.metrics import curves_frame, instance_values, normalised_curves, summary
 from lightning_iba.evaluation.shards import read_records
-from lightning_iba.evaluation.strata import strata_frames
+from lightning_iba.evaluation.strata import label_frames, label_of, strata_frames
 from lightning_iba.viz.curves import save_curves
 
 #: The files of the strata report (written when there are at least `bootstrap.strata` instances).
 STRATA_FILES = ("strata.csv", "strata.md", "strata_differences.csv")
+#: The files of the per-label report (written with `bootstrap.by_label` when the instances have two labels or more).
+LABEL_FILES = ("labels.csv", "labels.md", "labels_differences.csv")
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Report:
     files: dict[str, Path]
     bootstrap: BootstrapSettings | None = None  # the settings of the intervals
     strata: pd.DataFrame | None = None  # per stratum of p_0 and method: stratum, p0_min, p0_max, p0_mean, n, method, then m, m_lo, m_hi per statistic
+    labels: pd.DataFrame | None = None  # the same per gold label: label (its name), p0_min, ..., method, then m, m_lo, m_hi per statistic
 
 
 def merged_records(out: Path, indices: Sequence[int]) -> list[dict[str, Any]]:
@@ -95,22 +98,45 @@ def write_report(out: Path, dataset: str, methods: Sequence[str], records: list[
     files["differences.md"].write_text(differences_markdown(intervals) + "\n")
     curves.round(6).to_csv(files["curves.csv"], index=False)
     save_curves(files["curves.png"], curves, "method", "normalised", title=title)
-    strata = None
+    strata = labels = None
     if 0 < bootstrap.strata <= len(records):  # the same statistics within strata of the original probability
         strata, strata_differences = strata_frames(remove, values, bootstrap.strata, bootstrap)
-        for key in STRATA_FILES:
-            files[key] = out / key
-        strata.round(6).to_csv(files["strata.csv"], index=False)
-        strata_differences.round({"diff": 6, "lo": 6, "hi": 6}).to_csv(files["strata_differences.csv"], index=False)
-        files["strata.md"].write_text(strata_markdown(strata, name, bootstrap) + "\n")
+        _write_within(out, files, STRATA_FILES, strata, strata_differences, strata_markdown(strata, name, bootstrap))
     else:  # a re-report without strata leaves none of an earlier report's behind
-        for key in STRATA_FILES:
-            (out / key).unlink(missing_ok=True)
+        _remove_files(out, STRATA_FILES)
+    if bootstrap.by_label and remove["label"].notna().all() and label_of(remove).nunique() > 1:  # ... and within each gold label
+        labels, labels_differences = label_frames(remove, values, _label_names(dataset), bootstrap)
+        _write_within(out, files, LABEL_FILES, labels, labels_differences, labels_markdown(labels, name, bootstrap))
+    else:
+        _remove_files(out, LABEL_FILES)
     if any("@seed" in m for m in methods):  # repeats with other noise seeds: their spread
         files["seed_spread.csv"] = out / "seed_spread.csv"
         spread_of = [c for c in (name, "aopc", "comprehensiveness", "sufficiency") if c in metrics.columns]
         seed_spread(metrics, spread_of).round(6).to_csv(files["seed_spread.csv"])
-    return Report(table1, metrics, curves, differences, files, bootstrap, strata)
+    return Report(table1, metrics, curves, differences, files, bootstrap, strata, labels)
+
+
+def _label_names(dataset: str) -> list[str] | None:
+    """The task's label names (None for a name outside the registry: the labels' ids are shown)."""
+    from lightning_iba.data.tasks import TASKS
+
+    task = TASKS.get(dataset)
+    return list(task.label_names) if task is not None else None
+
+
+def _write_within(out: Path, files: dict[str, Path], names: Sequence[str], table: pd.DataFrame, differences: pd.DataFrame,
+                  markdown: str) -> None:
+    """One breakdown's three files (`names`: its .csv, .md and _differences.csv), recorded in `files`."""
+    csv, md, diffs = (out / n for n in names)
+    files.update(zip(names, (csv, md, diffs)))
+    table.round(6).to_csv(csv, index=False)
+    differences.round({"diff": 6, "lo": 6, "hi": 6}).to_csv(diffs, index=False)
+    md.write_text(markdown + "\n")
+
+
+def _remove_files(out: Path, names: Sequence[str]) -> None:
+    for n in names:
+        (out / n).unlink(missing_ok=True)
 
 
 def with_intervals(table: pd.DataFrame, intervals: Intervals) -> pd.DataFrame:
@@ -162,16 +188,17 @@ def differences_markdown(intervals: Intervals) -> str:
     return head + "\n\n" + body
 
 
-def strata_table(strata: pd.DataFrame, name: str) -> pd.DataFrame:
-    """One row per stratum: its p_0 range, mean p_0 and size, then each method's statistic `name` (the headline drop) as a
-    `value [lo, hi]` cell (strata.md and the explorer page)."""
+def strata_table(strata: pd.DataFrame, name: str, key: str = "stratum") -> pd.DataFrame:
+    """One row per stratum (or per `key`'s group: "label"): its p_0 range, mean p_0 and size, then each method's statistic
+    `name` (the headline drop) as a `value [lo, hi]` cell (strata.md, labels.md and the explorer page)."""
     methods = list(dict.fromkeys(strata["method"]))
     rows = []
-    for k, part in strata.groupby("stratum", sort=True):
+    for k in dict.fromkeys(strata[key]):  # the groups in the table's order
+        part = strata[strata[key] == k]
         first = part.iloc[0]
         cells = {r["method"]: ci_cell(r[name], r[f"{name}_lo"], r[f"{name}_hi"]) for r in part.to_dict("records")}
-        rows.append({"stratum": int(k), "p_0": f"{first['p0_min']:.3f} to {first['p0_max']:.3f}", "mean p_0": f"{first['p0_mean']:.3f}", "n": int(first["n"]),
-                     **{f"{m} {name}": cells[m] for m in methods}})
+        rows.append({key: int(k) if key == "stratum" else k, "p_0": f"{first['p0_min']:.3f} to {first['p0_max']:.3f}",
+                     "mean p_0": f"{first['p0_mean']:.3f}", "n": int(first["n"]), **{f"{m} {name}": cells[m] for m in methods}})
     return pd.DataFrame(rows)
 
 
@@ -184,6 +211,16 @@ def strata_markdown(strata: pd.DataFrame, name: str, bootstrap: BootstrapSetting
         f"confidence within a stratum."
     )
     return head + "\n\n" + markdown_table(strata_table(strata, name))
+
+
+def labels_markdown(labels: pd.DataFrame, name: str, bootstrap: BootstrapSettings) -> str:
+    """labels.md: a line saying what the rows are, then strata_table per gold label."""
+    head = (
+        f"{name} within each gold label, each with its own paired bootstrap ({bootstrap.resamples} resamples, seed "
+        f"{bootstrap.seed}, {bootstrap.percent} intervals): a method may work on some classes and not on others, and the "
+        f"classes differ in the model's confidence (mean p_0), so read this beside strata.md."
+    )
+    return head + "\n\n" + markdown_table(strata_table(labels, name, key="label"))
 
 
 def markdown_table(frame: pd.DataFrame, float_format: str = ".3f", missing: str | None = None) -> str:

@@ -177,6 +177,7 @@ def write_report_page(
         tables=[(f"Table 1 ({bootstrap.percent} CI)" if bootstrap else "Table 1", table1), ("Differences (paired bootstrap)", _differences(report)),
                 ("Metrics", metrics),
                 ("Drop within strata of the original probability p_0", strata_table(report.strata, name) if report.strata is not None else None),
+                ("Drop within each gold label", strata_table(report.labels, name, key="label") if report.labels is not None else None),
                 ("Plausibility", plausibility)],
         curves_png=curves.read_bytes() if curves.is_file() else None,
         command=command,
