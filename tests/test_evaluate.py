@@ -353,6 +353,8 @@ def test_sentence_pairs_reach_iba_with_their_second_segment_marked(keyword_model
     assert report.table1["n"].tolist() == [6]
     settings = json.loads((tmp_path / "eval" / "settings.json").read_text())
     assert settings["dataset"] == "rte" and settings["task_transfer"] is True
+    segments = pd.read_csv(tmp_path / "eval" / "segments.csv")  # a pair task: where in the pair the removed tokens lie
+    assert segments[segments["label"] == "(all)"]["method"].tolist() == ["iba", "(all tokens)"]
     dev = [tokenizer(f'The "cat" sat on mat {i}.', f"A cat sat {i}.", truncation=True, max_length=32) for i in range(20)]  # RTE/dev.tsv
     # input_ids, attention_mask, token_type_ids of each row IBA computed on
     seen = [row for call in iba_inputs for row in zip(call["input_ids"], call["attention_mask"], call["token_type_ids"])]

@@ -577,3 +577,19 @@ def test_a_rerun_moves_the_earlier_outputs_aside_once_so_the_evaluation_does_not
     assert sorted(p.name for p in out.iterdir()) == ["second"] and not (tmp_path / "eval-test-superseded-2").exists()
     stages.run("d/evaluate-test", write("third"))  # changed again, nothing in flight: superseded-2
     assert (tmp_path / "eval-test-superseded-2" / "second").exists() and (out / "third").exists()
+
+
+def test_collecting_a_re_reported_run_drops_the_breakdowns_it_no_longer_has(tmp_path):
+    """results/ never keeps a labels.md or strata.md that the run, re-reported without them, has removed."""
+    from lightning_iba.cli.reproduction_outputs import SMALL_FILES, copy_small
+
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    (runs / "eval-test").mkdir(parents=True)
+    for name in ("table1.csv", "labels.md", "strata.md"):
+        (runs / "eval-test" / name).write_text(name)
+    copy_small(runs, results, ["eval-test"], SMALL_FILES)
+    assert sorted(p.name for p in (results / "eval-test").iterdir()) == ["labels.md", "strata.md", "table1.csv"]
+    (runs / "eval-test" / "labels.md").unlink()  # re-reported with --bootstrap.by_label false
+    (results / "eval-test" / "notes.md").write_text("kept")  # not a report file: left alone
+    copy_small(runs, results, ["eval-test"], SMALL_FILES)
+    assert sorted(p.name for p in (results / "eval-test").iterdir()) == ["notes.md", "strata.md", "table1.csv"]

@@ -112,10 +112,11 @@ def test_each_gold_label_reports_its_own_instances_means_named_as_the_task_names
     rng = np.random.default_rng(1)
     n = 90
     p0 = rng.uniform(0.3, 1.0, n)
-    labels = np.arange(n) % 3  # 0, 1, 2: the method works on label 1 only
+    labels = (2 - np.arange(n)) % 3  # 2, 1, 0, ...: first seen is not the task's order; the method works on label 1 only
     iba = np.where(labels == 1, 0.5 * p0, 0.02)
-    remove = pd.concat([curves_frame("iba", confident_curves(p0, iba), F, labels=labels.tolist()),
-                        curves_frame("random", confident_curves(p0, np.full(n, 0.02)), F, labels=labels.tolist())], ignore_index=True)
+    ids = (1000 - 7 * np.arange(n)).tolist()  # ids that are not positions
+    remove = pd.concat([curves_frame("iba", confident_curves(p0, iba), F, ids, labels.tolist()),
+                        curves_frame("random", confident_curves(p0, np.full(n, 0.02)), F, ids, labels.tolist())], ignore_index=True)
     values = instance_values(remove, None, "method", 0.11)
     table, differences = label_frames(remove, values, ["world", "sports", "business", "sci/tech"], BootstrapSettings(resamples=200))
     assert table["label"].tolist() == ["world", "world", "sports", "sports", "business", "business"]  # task order, present only
@@ -133,17 +134,8 @@ def test_each_gold_label_reports_its_own_instances_means_named_as_the_task_names
         label_frames(remove, values, ["neg", "pos"], BootstrapSettings(resamples=20))
 
 
-def test_write_report_writes_the_label_files_with_two_labels_or_more(tmp_path):
-    from lightning_iba.evaluation.report import write_report
-    report = write_report(tmp_path, "imdb", ["iba", "random"], records(40), DegradationSettings(), "test", BootstrapSettings(resamples=50))
-    stored = pd.read_csv(tmp_path / "labels.csv")
-    pd.testing.assert_frame_equal(report.labels.round(6), stored, check_dtype=False)
-    assert stored["label"].unique().tolist() == ["neg", "pos"] and (stored["n"] == 20).all()
-    assert pd.read_csv(report.files["labels_differences.csv"])["label"].unique().tolist() == ["neg", "pos"]
-    lines = (tmp_path / "labels.md").read_text().splitlines()
-    assert "within each gold label" in lines[0] and lines[2] == "| label | p_0 | mean p_0 | n | iba drop_11 | random drop_11 |"
-    assert lines[4].startswith("| neg | ") and lines[5].startswith("| pos | ")
-    one_label = [dict(r, label=1) for r in records(40)]
-    for settings, rows in ((BootstrapSettings(resamples=20, by_label=False), records(40)), (BootstrapSettings(resamples=20), one_label)):
-        report = write_report(tmp_path, "imdb", ["iba", "random"], rows, DegradationSettings(), "test", settings)
-        assert report.labels is None and not list(tmp_path.glob("labels*"))  # an earlier report's are removed too
+@pytest.mark.parametrize("bad", [1, "yes", None])
+def test_bad_by_label_settings_are_refused(bad):
+    with pytest.raises(LightningIBAError, match="by_label must be true or false"):
+        BootstrapSettings(by_label=bad)
+

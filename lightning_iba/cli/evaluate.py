@@ -342,7 +342,8 @@ def main(args: list[str] | None = None) -> Report | None:
     degradation = DegradationSettings(**stored["degradation"])
     title = f"{task.name} ({s.split}, n={len(indices)})"
     records = merged_records(out, indices)
-    report = write_report(out, task.name, labels, records, degradation, title, s.bootstrap)
+    report = write_report(out, task.name, labels, records, degradation, title, s.bootstrap,
+                          pairs=SpecialTokens.from_tokenizer(loaded.tokenizer) if task.is_pair else None)
     if (timing := write_timing(out, labels)) is not None:  # seconds per instance of each method, per device
         report.files[TIMING_FILE] = timing
     plausibility = None

@@ -10,11 +10,13 @@ from typing import Any
 from lightning_iba.cli.reproduction_figures import write_figure2
 from lightning_iba.cli.reproduction_settings import ReproduceSettings, rationale_paths
 from lightning_iba.cli.reproduction_summaries import write_plausibility_summary, write_summary
-from lightning_iba.evaluation.report import LABEL_FILES, STRATA_FILES
+from lightning_iba.evaluation.report import LABEL_FILES, SEGMENT_FILES, STRATA_FILES
 
 
+#: the report's breakdowns that a re-report may drop (evaluate.py --bootstrap.strata 0, --bootstrap.by_label false, ...)
+OPTIONAL_FILES = (*STRATA_FILES, *LABEL_FILES, *SEGMENT_FILES)
 SMALL_FILES = ("table1.csv", "table1.md", "metrics.csv", "curves.csv", "curves.png", "differences.csv", "differences.md", "settings.json", "timing.csv",
-               *STRATA_FILES, *LABEL_FILES)
+               *OPTIONAL_FILES)
 PLAUSIBILITY_FILES = ("plausibility.csv", "plausibility.md", "plausibility_differences.csv", "plausibility_differences.md", "plausibility_coverage.json")
 
 
@@ -39,7 +41,9 @@ def collect(s: ReproduceSettings) -> None:
 
 
 def copy_small(runs: Path, results: Path, folders: list[str], names: tuple[str, ...]) -> None:
-    """The files `names` of each finished evaluation folder (it has table1.csv) and the model's finetune_metrics.json."""
+    """The files `names` of each finished evaluation folder (it has table1.csv) and the model's finetune_metrics.json. A
+    report's optional breakdowns that the run no longer has (re-reported without them) are removed from `results`
+    too, so they never contradict the run's settings."""
     import shutil
 
     for folder in folders:
@@ -49,6 +53,8 @@ def copy_small(runs: Path, results: Path, folders: list[str], names: tuple[str, 
         for name in names:
             if (runs / folder / name).is_file():
                 shutil.copy2(runs / folder / name, results / folder / name)
+            elif name in OPTIONAL_FILES:
+                (results / folder / name).unlink(missing_ok=True)
     metrics = runs / "model" / "finetune_metrics.json"
     if metrics.is_file():
         results.mkdir(parents=True, exist_ok=True)

@@ -193,8 +193,8 @@ def write_readme(s: ReproduceSettings, results: Path) -> Path:
         "`layer-sweep/` (Figure 2a), `beta-selection/`"
         + (f" ({', '.join(in_figure2b)}: none, the beta is chosen in `figure2b-dataset/`)" if in_figure2b else "") + ", "
         "`eval-<split>/` (Table 1 column, Figure 1 curves, metrics, differences, `strata.*` (the same within equal-count strata "
-        "of the original p(gold), `--bootstrap.strata`), `labels.*` (the same within each gold label, `--bootstrap.by_label`; "
-        "both re-reported where the run predates them), settings, timing.csv where the "
+        "of the original p(gold), `--bootstrap.strata`), `labels.*` (the same within each gold label, `--bootstrap.by_label`), "
+        "`segments.*` (sentence pairs: where each method's removed tokens lie; all three re-reported where the run predates them), settings, timing.csv where the "
         "run was timed), `figure2b-<estimator>/` (Figure 2b).",
         *(["- `eraser/plausibility.md`: plausibility against ERASER's human rationales (the `rationales` plans: "
            + ", ".join(f"`{r.name}`" + (f" = the {r.model_from} model, transfer" if r.transfer else " = fine-tuned on its train split") for r in s.rationales)

@@ -9,18 +9,22 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from lightning_iba.data.tokens import SpecialTokens
 from lightning_iba.errors import LightningIBAError
 from lightning_iba.evaluation.degradation import DegradationSettings
-from lightning_iba.evaluation.intervals import BootstrapSettings, Intervals, bootstrap_values, seed_spread
+from lightning_iba.evaluation.intervals import DIFFERENCE_COLUMNS, BootstrapSettings, Intervals, bootstrap_values, seed_spread
 from lightning_iba.evaluation.metrics import curves_frame, instance_values, normalised_curves, summary
+from lightning_iba.evaluation.segments import ALL_TOKENS, segment_values
 from lightning_iba.evaluation.shards import read_records
-from lightning_iba.evaluation.strata import label_frames, label_of, strata_frames
+from lightning_iba.evaluation.strata import label_frames, label_of, original_probabilities, strata_frames
 from lightning_iba.viz.curves import save_curves
 
 #: The files of the strata report (written when there are at least `bootstrap.strata` instances).
 STRATA_FILES = ("strata.csv", "strata.md", "strata_differences.csv")
 #: The files of the per-label report (written with `bootstrap.by_label` when the instances have two labels or more).
 LABEL_FILES = ("labels.csv", "labels.md", "labels_differences.csv")
+#: The files saying where in a sentence pair each method's removed tokens lie (pair tasks with stored scores).
+SEGMENT_FILES = ("segments.csv", "segments.md", "segments_differences.csv")
 
 
 @dataclass
@@ -34,6 +38,7 @@ class Report:
     bootstrap: BootstrapSettings | None = None  # the settings of the intervals
     strata: pd.DataFrame | None = None  # per stratum of p_0 and method: stratum, p0_min, p0_max, p0_mean, n, method, then m, m_lo, m_hi per statistic
     labels: pd.DataFrame | None = None  # the same per gold label: label (its name), p0_min, ..., method, then m, m_lo, m_hi per statistic
+    segments: pd.DataFrame | None = None  # pairs: label ("(all)", then each gold label), ..., method, then second_text and shared with _lo, _hi
 
 
 def merged_records(out: Path, indices: Sequence[int]) -> list[dict[str, Any]]:
@@ -60,11 +65,14 @@ def frames(records: list[dict[str, Any]], methods: Sequence[str], fractions: Seq
 
 
 def write_report(out: Path, dataset: str, methods: Sequence[str], records: list[dict[str, Any]],
-                 degradation: DegradationSettings, title: str, bootstrap: BootstrapSettings | None = None) -> Report:
+                 degradation: DegradationSettings, title: str, bootstrap: BootstrapSettings | None = None,
+                 pairs: SpecialTokens | None = None) -> Report:
     """Writes table1.csv/.md, metrics.csv, differences.csv/.md, curves.csv, curves.png and (given enough
-    instances for `bootstrap.strata`) strata.csv/.md and strata_differences.csv into `out`, with the fraction
+    instances for `bootstrap.strata`) strata.csv/.md and strata_differences.csv, (given two gold labels or more and
+    `bootstrap.by_label`) labels.csv/.md and labels_differences.csv into `out`, with the fraction
     grid and headline fraction the results were computed with (read from settings.json by the caller) and
-    paired bootstrap intervals with `bootstrap` (default BootstrapSettings())."""
+    paired bootstrap intervals with `bootstrap` (default BootstrapSettings()). `pairs`: the special tokens of a
+    sentence-pair task, whose records hold token ids and scores: segments.csv/.md, where each method's removed tokens lie."""
     bootstrap = bootstrap or BootstrapSettings()
     remove, keep = frames(records, methods, degradation.grid)
     name = degradation.headline_name
@@ -104,16 +112,40 @@ def write_report(out: Path, dataset: str, methods: Sequence[str], records: list[
         _write_within(out, files, STRATA_FILES, strata, strata_differences, strata_markdown(strata, name, bootstrap))
     else:  # a re-report without strata leaves none of an earlier report's behind
         _remove_files(out, STRATA_FILES)
-    if bootstrap.by_label and remove["label"].notna().all() and label_of(remove).nunique() > 1:  # ... and within each gold label
+    if bootstrap.by_label and label_of(remove).nunique() > 1:  # ... and within each gold label
         labels, labels_differences = label_frames(remove, values, _label_names(dataset), bootstrap)
         _write_within(out, files, LABEL_FILES, labels, labels_differences, labels_markdown(labels, name, bootstrap))
     else:
         _remove_files(out, LABEL_FILES)
+    segments = None
+    if pairs is not None and records and "scores" in records[0]:  # where in the pair the removed tokens lie
+        segments, segment_differences = segment_frames(remove, segment_values(records, methods, pairs, degradation), _label_names(dataset), bootstrap)
+        _write_within(out, files, SEGMENT_FILES, segments, segment_differences, segments_markdown(segments, degradation, bootstrap))
+    else:
+        _remove_files(out, SEGMENT_FILES)
     if any("@seed" in m for m in methods):  # repeats with other noise seeds: their spread
         files["seed_spread.csv"] = out / "seed_spread.csv"
         spread_of = [c for c in (name, "aopc", "comprehensiveness", "sufficiency") if c in metrics.columns]
         seed_spread(metrics, spread_of).round(6).to_csv(files["seed_spread.csv"])
-    return Report(table1, metrics, curves, differences, files, bootstrap, strata, labels)
+    return Report(table1, metrics, curves, differences, files, bootstrap, strata, labels, segments)
+
+
+def segment_frames(remove: pd.DataFrame, values: pd.DataFrame, label_names: Sequence[str] | None,
+                   bootstrap: BootstrapSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The shares of segments.segment_values with paired bootstrap intervals over all instances (label "(all)") and,
+    given two labels or more, within each gold label; the instances without a share are left out of both."""
+    kept = remove[remove["id"].isin(values.index.get_level_values("id"))]
+    whole = bootstrap_values(values, bootstrap)
+    head = {"label": "(all)", "p0_min": float(original_probabilities(kept).min()), "p0_max": float(original_probabilities(kept).max()),
+            "p0_mean": float(original_probabilities(kept).mean()), "n": int(kept["id"].nunique())}
+    tables = [pd.DataFrame([{**head, "method": m, **row} for m, row in whole.table.to_dict("index").items()])]
+    differences = [whole.differences.assign(label="(all)")]
+    if label_of(kept).nunique() > 1:
+        by_label, paired = label_frames(kept, values, label_names, bootstrap)
+        tables.append(by_label)
+        differences.append(paired)
+    paired = pd.concat(differences, ignore_index=True)
+    return pd.concat(tables, ignore_index=True), paired[["label", *DIFFERENCE_COLUMNS]]
 
 
 def _label_names(dataset: str) -> list[str] | None:
@@ -221,6 +253,22 @@ def labels_markdown(labels: pd.DataFrame, name: str, bootstrap: BootstrapSetting
         f"classes differ in the model's confidence (mean p_0), so read this beside strata.md."
     )
     return head + "\n\n" + markdown_table(strata_table(labels, name, key="label"))
+
+
+def segments_markdown(segments: pd.DataFrame, degradation: DegradationSettings, bootstrap: BootstrapSettings) -> str:
+    """segments.md: what the shares are, then one table per share (rows: all instances, then each gold label)."""
+    head = (
+        f"Where each method's removed tokens lie in the sentence pair: of the tokens the degradation test removes at "
+        f"{degradation.headline_name.replace('drop_', '')} % (its ranking and token count), the share in the second text "
+        f"(`second_text`: the hypothesis) and the share whose word piece also occurs in the other text (`shared`); "
+        f"`{ALL_TOKENS}` is the share among all removable tokens, what random picks get on average. Paired bootstrap "
+        f"({bootstrap.resamples} resamples, seed {bootstrap.seed}, {bootstrap.percent} intervals), over all instances and "
+        f"within each gold label."
+    )
+    parts = [head]
+    for share in ("second_text", "shared"):
+        parts.append(f"**{share}**\n\n" + markdown_table(strata_table(segments, share, key="label")))
+    return "\n\n".join(parts)
 
 
 def markdown_table(frame: pd.DataFrame, float_format: str = ".3f", missing: str | None = None) -> str:

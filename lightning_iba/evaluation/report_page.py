@@ -11,6 +11,7 @@ import pandas as pd
 from lightning_iba.data.rationales import encode_words, piece_mask
 from lightning_iba.evaluation.degradation import DegradationSettings, headline_index
 from lightning_iba.evaluation.report import Report, strata_table, table1_with_intervals
+from lightning_iba.evaluation.segments import SHARES
 from lightning_iba.viz.explorer import drop_at, explorer_instance, save_explorer
 
 REPORT_PAGE = "report.html"
@@ -178,6 +179,8 @@ def write_report_page(
                 ("Metrics", metrics),
                 ("Drop within strata of the original probability p_0", strata_table(report.strata, name) if report.strata is not None else None),
                 ("Drop within each gold label", strata_table(report.labels, name, key="label") if report.labels is not None else None),
+                *((f"Removed tokens in the pair: {share} (segments.md)", strata_table(report.segments, share, key="label") if report.segments is not None else None)
+                  for share in SHARES),
                 ("Plausibility", plausibility)],
         curves_png=curves.read_bytes() if curves.is_file() else None,
         command=command,

@@ -67,8 +67,8 @@ def label_frames(frame: pd.DataFrame, values: pd.DataFrame, label_names: Sequenc
     `label_names`, else its id), labels in the task's order, only those the instances have."""
     label = label_of(frame)
     present = sorted(label.unique().tolist())
-    if label_names is not None and max(present) >= len(label_names):
-        raise LightningIBAError(f"label {max(present)} is out of range for the task's {len(label_names)} labels")
+    if label_names is not None and (min(present) < 0 or max(present) >= len(label_names)):
+        raise LightningIBAError(f"labels {present} are out of range for the task's {len(label_names)} labels")
     name = (lambda k: str(label_names[k])) if label_names is not None else (lambda k: k)
     return _within(frame, values, label.map(name), "label", [name(k) for k in present], settings)
 

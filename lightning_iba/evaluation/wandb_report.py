@@ -33,6 +33,7 @@ def log_to_wandb(report: Report, out: Path, config: dict[str, Any], project: str
                 **({"differences": wandb.Table(dataframe=report.differences)} if len(report.differences) else {}),
                 **({"strata": wandb.Table(dataframe=report.strata)} if report.strata is not None else {}),
                 **({"labels": wandb.Table(dataframe=report.labels)} if report.labels is not None else {}),
+                **({"segments": wandb.Table(dataframe=report.segments)} if report.segments is not None else {}),
                 "degradation_curve": wandb.plot.line_series(xs=xs, ys=ys, keys=methods, title="Normalised drop of p(y|x') (Figure 1)", xname="fraction of tokens removed"),
                 "curves_png": wandb.Image(str(report.files["curves.png"])),
                 **{key: wandb.Table(dataframe=frame) for key, frame in (tables or {}).items()},
