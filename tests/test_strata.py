@@ -139,3 +139,20 @@ def test_bad_by_label_settings_are_refused(bad):
     with pytest.raises(LightningIBAError, match="by_label must be true or false"):
         BootstrapSettings(by_label=bad)
 
+
+
+def test_write_report_writes_the_label_files_with_two_labels_or_more(tmp_path):
+    from lightning_iba.evaluation.report import write_report
+    flipped = [dict(r, label=1 - r["label"]) for r in records(40)]  # the first instance is pos: rows still in the task's order
+    report = write_report(tmp_path, "imdb", ["iba", "random"], flipped, DegradationSettings(), "test", BootstrapSettings(resamples=50))
+    stored = pd.read_csv(tmp_path / "labels.csv")
+    pd.testing.assert_frame_equal(report.labels.round(6), stored, check_dtype=False)
+    assert stored["label"].unique().tolist() == ["neg", "pos"] and (stored["n"] == 20).all()
+    assert pd.read_csv(report.files["labels_differences.csv"])["label"].unique().tolist() == ["neg", "pos"]
+    lines = (tmp_path / "labels.md").read_text().splitlines()
+    assert "within each gold label" in lines[0] and lines[2] == "| label | p_0 | mean p_0 | n | iba drop_11 | random drop_11 |"
+    assert lines[4].startswith("| neg | ") and lines[5].startswith("| pos | ")
+    one_label = [dict(r, label=1) for r in records(40)]
+    for settings, rows in ((BootstrapSettings(resamples=20, by_label=False), records(40)), (BootstrapSettings(resamples=20), one_label)):
+        report = write_report(tmp_path, "imdb", ["iba", "random"], rows, DegradationSettings(), "test", settings)
+        assert report.labels is None and not list(tmp_path.glob("labels*"))  # an earlier report's are removed too

@@ -2,6 +2,7 @@
 each statistic with its paired bootstrap interval (evaluation.intervals)."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -14,10 +15,12 @@ from lightning_iba.errors import LightningIBAError
 from lightning_iba.evaluation.degradation import DegradationSettings
 from lightning_iba.evaluation.intervals import DIFFERENCE_COLUMNS, BootstrapSettings, Intervals, bootstrap_values, seed_spread
 from lightning_iba.evaluation.metrics import curves_frame, instance_values, normalised_curves, summary
-from lightning_iba.evaluation.segments import ALL_TOKENS, segment_values
+from lightning_iba.evaluation.segments import ALL_TOKENS, has_scores, segment_values
 from lightning_iba.evaluation.shards import read_records
 from lightning_iba.evaluation.strata import label_frames, label_of, original_probabilities, strata_frames
 from lightning_iba.viz.curves import save_curves
+
+log = logging.getLogger("lightning_iba.evaluation")
 
 #: The files of the strata report (written when there are at least `bootstrap.strata` instances).
 STRATA_FILES = ("strata.csv", "strata.md", "strata_differences.csv")
@@ -118,10 +121,15 @@ def write_report(out: Path, dataset: str, methods: Sequence[str], records: list[
     else:
         _remove_files(out, LABEL_FILES)
     segments = None
-    if pairs is not None and records and "scores" in records[0]:  # where in the pair the removed tokens lie
-        segments, segment_differences = segment_frames(remove, segment_values(records, methods, pairs, degradation), _label_names(dataset), bootstrap)
-        _write_within(out, files, SEGMENT_FILES, segments, segment_differences, segments_markdown(segments, degradation, bootstrap))
-    else:
+    if pairs is not None and records and all(map(has_scores, records)):  # where in the pair the removed tokens lie
+        located = segment_values(records, methods, pairs, degradation)
+        if len(located):  # else no instance loses a token at the headline fraction
+            segments, segment_differences = segment_frames(remove, located, _label_names(dataset) if bootstrap.by_label else None, bootstrap,
+                                                           by_label=bootstrap.by_label)
+            _write_within(out, files, SEGMENT_FILES, segments, segment_differences, segments_markdown(segments, degradation, bootstrap))
+    elif pairs is not None and records:
+        log.warning("report: %s: some records hold no token scores (store_scores false when they were computed): no segments.md", out)
+    if segments is None:
         _remove_files(out, SEGMENT_FILES)
     if any("@seed" in m for m in methods):  # repeats with other noise seeds: their spread
         files["seed_spread.csv"] = out / "seed_spread.csv"
@@ -131,18 +139,18 @@ def write_report(out: Path, dataset: str, methods: Sequence[str], records: list[
 
 
 def segment_frames(remove: pd.DataFrame, values: pd.DataFrame, label_names: Sequence[str] | None,
-                   bootstrap: BootstrapSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   bootstrap: BootstrapSettings, by_label: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The shares of segments.segment_values with paired bootstrap intervals over all instances (label "(all)") and,
-    given two labels or more, within each gold label; the instances without a share are left out of both."""
+    with `by_label` and two labels or more, within each gold label; the instances without a share are left out of both."""
     kept = remove[remove["id"].isin(values.index.get_level_values("id"))]
     whole = bootstrap_values(values, bootstrap)
     head = {"label": "(all)", "p0_min": float(original_probabilities(kept).min()), "p0_max": float(original_probabilities(kept).max()),
             "p0_mean": float(original_probabilities(kept).mean()), "n": int(kept["id"].nunique())}
     tables = [pd.DataFrame([{**head, "method": m, **row} for m, row in whole.table.to_dict("index").items()])]
     differences = [whole.differences.assign(label="(all)")]
-    if label_of(kept).nunique() > 1:
-        by_label, paired = label_frames(kept, values, label_names, bootstrap)
-        tables.append(by_label)
+    if by_label and label_of(kept).nunique() > 1:
+        per_label, paired = label_frames(kept, values, label_names, bootstrap)
+        tables.append(per_label)
         differences.append(paired)
     paired = pd.concat(differences, ignore_index=True)
     return pd.concat(tables, ignore_index=True), paired[["label", *DIFFERENCE_COLUMNS]]

@@ -30,15 +30,17 @@ def segment_values(records: Sequence[dict[str, Any]], methods: Sequence[str], sp
     at the headline fraction that lie after the first separator) and shared (the share of them whose word piece also
     occurs in the other text). Needs the records' input_ids and scores. An instance too short for the headline fraction
     to remove a token (round(f * n) = 0) has no share for any method and is left out."""
-    if not records or "scores" not in records[0] or "input_ids" not in records[0]:
-        raise LightningIBAError("where the top tokens lie needs the token ids and scores in the records (store_scores true)")
+    lacking = [r["index"] for r in records if not has_scores(r)]
+    if not records or lacking:
+        raise LightningIBAError(f"where the top tokens lie needs the token ids and scores in every record (store_scores true); "
+                                f"{len(lacking)} of {len(records)} instances have none, e.g. {lacking[:5]}")
     rows: dict[str, list[tuple[int, float, float]]] = {m: [] for m in (*methods, ALL_TOKENS)}
-    fraction = torch.tensor([degradation.headline], dtype=torch.float64)
+    fraction = torch.tensor([degradation.grid[degradation.headline_step]], dtype=torch.float64)  # the grid point the drop is read at
     for r in records:
-        ids = torch.tensor(r["input_ids"]).unsqueeze(0)  # [1, tokens]
-        mask = (ids != special.pad_id).long()
+        ids = torch.tensor(r["input_ids"]).unsqueeze(0)  # [1, tokens]: the stored ids are the real tokens, no padding
+        mask = torch.ones_like(ids)
         removable = special.removable(ids, mask)[0]  # [tokens]
-        second, shared = _layout(ids[0], removable, mask[0].bool())
+        second, shared = _layout(ids[0], removable)
         rows[ALL_TOKENS].append((r["index"], *_shares(removable, second, shared)))
         for m in methods:
             if len(r["scores"][m]) != ids.shape[1]:
@@ -52,15 +54,20 @@ def segment_values(records: Sequence[dict[str, Any]], methods: Sequence[str], sp
     return values[~values.index.get_level_values("id").isin(empty)]
 
 
-def _layout(ids: torch.Tensor, removable: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """[tokens] bool twice: in the second text (after the first real special token past position 0: [CLS] A [SEP] B
-    [SEP]), and a word piece that also occurs in the other text."""
-    separators = torch.nonzero(real & ~removable).flatten()
+def has_scores(record: dict[str, Any]) -> bool:
+    """Whether the record holds its token ids and every method's scores (store_scores true when it was computed)."""
+    return "input_ids" in record and "scores" in record
+
+
+def _layout(ids: torch.Tensor, removable: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """[tokens] bool twice: in the second text (after the second-to-last special token: [CLS] A [SEP] B [SEP], so that
+    a special token written inside A does not move the boundary), and a word piece that also occurs in the other text."""
+    separators = torch.nonzero(~removable).flatten()
     separators = separators[separators > 0]
     if len(separators) < 2:
         raise LightningIBAError("an input with fewer than two separators is not a sentence pair")
     second = torch.zeros_like(removable)
-    second[int(separators[0]) + 1:] = True
+    second[int(separators[-2]) + 1:] = True
     second &= removable
     first = removable & ~second
     in_first, in_second = set(ids[first].tolist()), set(ids[second].tolist())
