@@ -242,12 +242,17 @@ def strata_table(strata: pd.DataFrame, name: str, key: str = "stratum") -> pd.Da
     return pd.DataFrame(rows)
 
 
+def _resampling(bootstrap: BootstrapSettings) -> str:
+    """How a breakdown's intervals were made, as its Markdown head says it."""
+    return f"{bootstrap.resamples} resamples, seed {bootstrap.seed}, {bootstrap.percent} intervals"
+
+
 def strata_markdown(strata: pd.DataFrame, name: str, bootstrap: BootstrapSettings) -> str:
     """strata.md: a line saying what the strata are, then strata_table."""
     head = (
         f"{name} within {strata['stratum'].nunique()} equal-count strata of the model's original probability p_0 of the "
-        f"explained class (1: lowest), each stratum with its own paired bootstrap ({bootstrap.resamples} resamples, seed "
-        f"{bootstrap.seed}, {bootstrap.percent} intervals): an absolute drop depends on p_0, so compare models of different "
+        f"explained class (1: lowest), each stratum with its own paired bootstrap ({_resampling(bootstrap)}): an absolute "
+        f"drop depends on p_0, so compare models of different "
         f"confidence within a stratum."
     )
     return head + "\n\n" + markdown_table(strata_table(strata, name))
@@ -256,8 +261,8 @@ def strata_markdown(strata: pd.DataFrame, name: str, bootstrap: BootstrapSetting
 def labels_markdown(labels: pd.DataFrame, name: str, bootstrap: BootstrapSettings) -> str:
     """labels.md: a line saying what the rows are, then strata_table per gold label."""
     head = (
-        f"{name} within each gold label, each with its own paired bootstrap ({bootstrap.resamples} resamples, seed "
-        f"{bootstrap.seed}, {bootstrap.percent} intervals): a method may work on some classes and not on others, and the "
+        f"{name} within each gold label, each with its own paired bootstrap ({_resampling(bootstrap)}): a method may work "
+        f"on some classes and not on others, and the "
         f"classes differ in the model's confidence (mean p_0), so read this beside strata.md."
     )
     return head + "\n\n" + markdown_table(strata_table(labels, name, key="label"))
@@ -270,7 +275,7 @@ def segments_markdown(segments: pd.DataFrame, degradation: DegradationSettings, 
         f"{degradation.headline_name.replace('drop_', '')} % (its ranking and token count), the share in the second text "
         f"(`second_text`: the hypothesis) and the share whose word piece also occurs in the other text (`shared`); "
         f"`{ALL_TOKENS}` is the share among all removable tokens, what random picks get on average. Paired bootstrap "
-        f"({bootstrap.resamples} resamples, seed {bootstrap.seed}, {bootstrap.percent} intervals), over all instances and "
+        f"({_resampling(bootstrap)}), over all instances and "
         f"within each gold label."
     )
     parts = [head]
