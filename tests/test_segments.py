@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 import pytest
 
 from lightning_iba.data.tokens import SpecialTokens
@@ -105,3 +106,61 @@ def test_write_report_writes_the_segment_files_for_pairs_only(tmp_path):
         report = write_report(tmp_path, "rte", ["premise", "hypothesis"], rows, removable, "test", BootstrapSettings(resamples=20), pairs=pairs)
         assert report.segments is None and not list(tmp_path.glob("segments*"))  # an earlier report's are removed too
         (tmp_path / "segments.md").write_text("stale")
+
+
+# ---------------------------------------------------------------- methods restricted to one text: random/premise, ...
+
+
+class Fixed:
+    """An attributor returning given scores (the inner method of InSegment)."""
+
+    name = "fixed"
+
+    def __init__(self, scores):
+        self.scores = torch.tensor(scores, dtype=torch.float32)
+
+    def attribute(self, input_ids, attention_mask, target, token_type_ids=None):
+        return self.scores.clone()
+
+
+def test_a_method_restricted_to_one_text_ranks_that_text_first_and_keeps_each_texts_order():
+    from lightning_iba.attribution.base import InSegment
+    from lightning_iba.evaluation.degradation import removal_masks
+
+    ids = torch.tensor([[CLS, 5, 6, 7, 8, 9, 10, SEP, 11, 12, 13, SEP, 0]])
+    types = torch.tensor([[0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0]])
+    mask = torch.tensor([[1] * 12 + [0]])
+    raw = [[0.0, 0.1, 0.9, 0.2, 0.8, 0.3, 0.7, 0.0, 5.0, 4.0, -3.0, 0.0, 0.0]]  # the hypothesis scores highest
+    target = torch.tensor([0])
+    premise = InSegment(Fixed(raw), "premise").attribute(ids, mask, target, types)
+    hypothesis = InSegment(Fixed(raw), "hypothesis").attribute(ids, mask, target, types)
+    removable = SPECIAL.removable(ids, mask)
+    for scores, inside in ((premise, slice(1, 7)), (hypothesis, slice(8, 11))):
+        assert scores[0, inside].tolist() == pytest.approx(raw[0][inside])  # inside: the method's own scores
+        outside = [i for i in range(1, 11) if i != 7 and not (inside.start <= i < inside.stop)]
+        assert scores[0, outside].max() < scores[0, inside].min()  # outside: below every inside score ...
+        assert np.argsort(-scores[0, outside].numpy(), kind="stable").tolist() == np.argsort(-np.array(raw[0])[outside], kind="stable").tolist()
+        assert scores[0, 12] == 0.0  # ... in their own order; padding stays 0
+    top3 = removal_masks(premise, removable, mask, torch.tensor([3 / 9]), count="removable")[0, 0]  # round(9 / 3) = 3 tokens
+    assert torch.nonzero(top3).flatten().tolist() == [2, 4, 6]  # the premise's best three, not the hypothesis's
+    top3 = removal_masks(hypothesis, removable, mask, torch.tensor([3 / 9]), count="removable")[0, 0]
+    assert torch.nonzero(top3).flatten().tolist() == [8, 9, 10]
+    top4 = removal_masks(hypothesis, removable, mask, torch.tensor([4 / 9]), count="removable")[0, 0]
+    assert torch.nonzero(top4).flatten().tolist() == [2, 8, 9, 10]  # more than the text holds: the other text's best next
+    with pytest.raises(LightningIBAError, match="token types"):
+        InSegment(Fixed(raw), "premise").attribute(ids, mask, target, None)
+
+
+def test_segment_suffixes_parse_and_are_refused_on_single_texts():
+    from lightning_iba.attribution.registry import build_attributor, check_method, parse_method
+    from lightning_iba.data.tasks import get_task
+
+    assert check_method("Random/Premise") == "random/premise"
+    assert parse_method("iba:dataset@seed2/hypothesis").label == "iba:dataset@seed2/hypothesis"
+    assert parse_method("iba:dataset@seed2/hypothesis").segment == "hypothesis"
+    with pytest.raises(LightningIBAError, match="segment suffix is /premise or /hypothesis"):
+        check_method("random/middle")
+    with pytest.raises(LightningIBAError, match="imdb has single texts"):
+        build_attributor("random/premise", torch.nn.Linear(1, 1), None, task=get_task("imdb"))
+    restricted = build_attributor("random/premise", torch.nn.Linear(1, 1), None, task=get_task("rte"))
+    assert restricted.name.endswith("/premise") and restricted.segment == "premise"

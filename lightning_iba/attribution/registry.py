@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from lightning_iba.attribution.base import Attributor, FixedTarget
+from lightning_iba.attribution.base import SEGMENTS, Attributor, FixedTarget, InSegment
 from lightning_iba.attribution.baselines import AttentionScores, GradientXInput, IntegratedGradients, Lime, Occlusion, RandomScores
 from lightning_iba.attribution.optimizer import BottleneckOptimizer
 from lightning_iba.data.tasks import Task
@@ -42,25 +42,32 @@ SEEDED = ("iba", "lime", "random")
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One entry of a methods list: `base[:variant][@seedK]`, e.g. "iba:reference", "ig:class0", "iba:dataset@seed2"."""
+    """One entry of a methods list: `base[:variant][@seedK][/segment]`, e.g. "iba:reference", "ig:class0",
+    "iba:dataset@seed2", "random/premise" (sentence pairs: removal from one text first, base.InSegment)."""
 
     base: str
     variant: str | None = None
     seed: int | None = None
+    segment: str | None = None
 
     @property
     def label(self) -> str:
         """The canonical spelling, used as the method's name in tables, curves and W&B."""
-        return self.base + (f":{self.variant}" if self.variant else "") + (f"@seed{self.seed}" if self.seed is not None else "")
+        return (self.base + (f":{self.variant}" if self.variant else "") + (f"@seed{self.seed}" if self.seed is not None else "")
+                + (f"/{self.segment}" if self.segment else ""))
 
 
 def _valid_names() -> list[str]:
-    return [*METHOD_CLASSES, *(f"{m}:{v}" for m, vs in VARIANTS.items() for v in vs), "<method>@seed<k>"]
+    return [*METHOD_CLASSES, *(f"{m}:{v}" for m, vs in VARIANTS.items() for v in vs), "<method>@seed<k>",
+            *(f"<method>/{s}" for s in SEGMENTS)]
 
 
 def parse_method(name: str) -> MethodSpec:
-    """A method name (with its variant and seed suffix) checked, else UnknownNameError listing the valid ones."""
-    text = str(name).strip().lower()
+    """A method name (with its variant, seed and segment suffixes) checked, else UnknownNameError listing the valid ones."""
+    whole = str(name).strip().lower()
+    text, _, segment = whole.partition("/")
+    if "/" in whole and segment not in SEGMENTS:
+        raise LightningIBAError(f"method {whole!r}: a segment suffix is /{' or /'.join(SEGMENTS)} (sentence pairs)")
     head, _, seed = text.partition("@")
     base, _, variant = head.partition(":")
     if base not in METHOD_CLASSES or (":" in head and variant not in VARIANTS.get(base, ())):
@@ -70,7 +77,7 @@ def parse_method(name: str) -> MethodSpec:
             raise LightningIBAError(f"method {text!r}: only {', '.join(SEEDED)} take a seed (@seed<k>); {base} is deterministic")
         if not (seed.startswith("seed") and seed[4:].isdigit()):
             raise LightningIBAError(f"method {text!r}: a seed suffix is spelled @seed<k>, e.g. iba:dataset@seed1")
-    return MethodSpec(base, variant or None, int(seed[4:]) if "@" in text else None)
+    return MethodSpec(base, variant or None, int(seed[4:]) if "@" in text else None, segment or None)
 
 
 def check_method(name: str) -> str:
@@ -101,8 +108,13 @@ def build_attributor(name: str, model: nn.Module, tokenizer=None, *, task: Task 
 
     A variant or seed suffix in `name` sets the matching option (iba: estimator, seed; ig:class0 and
     ig:published: a fixed target, the latter from `task`); options given explicitly for those are overridden
-    by the name."""
+    by the name. A segment suffix (/premise, /hypothesis) wraps the method in base.InSegment (pair tasks only)."""
     spec = parse_method(name)
+    if spec.segment is not None:
+        if task is not None and not task.is_pair:
+            raise LightningIBAError(f"method {name!r} restricts removal to one text of a sentence pair; {task.name} has single texts")
+        unrestricted = MethodSpec(spec.base, spec.variant, spec.seed).label
+        return InSegment(build_attributor(unrestricted, model, tokenizer, task=task, **options), spec.segment)
     cls = METHOD_CLASSES[spec.base]
     if spec.seed is not None:
         options = {**options, "seed": spec.seed}

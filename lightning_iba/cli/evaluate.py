@@ -80,7 +80,8 @@ class EvaluationSettings:
         methods: attribution methods: iba, ig, lime, random, gradxinput, occlusion, attention; variants
             iba:dataset / iba:reference (the estimator), ig:gold / ig:published / ig:class0 (the class explained:
             the gold label; the published code's class 0 for every instance, e.g. IMDB positive, MNLI contradiction;
-            our label 0 for every instance), and a seed suffix @seed<k> for iba, lime, random.
+            our label 0 for every instance), a seed suffix @seed<k> for iba, lime, random, and on sentence pairs a
+            segment suffix /premise or /hypothesis (remove from that text first: random/premise, iba:dataset/hypothesis).
         layer: layer index after which the bottleneck sits (null: the paper's depth, 8 of 12, 3 of 6).
         target: the class every method explains and the degradation scores: gold (the instance's label, the paper's
             protocol) or predicted (the model's prediction, ERASER's: its comprehensiveness and sufficiency score the
@@ -150,7 +151,7 @@ class EvaluationSettings:
             raise LightningIBAError(f"instances must be at least 1 (or null for the whole split), got {self.instances}")
         self.methods = parse_methods(self.methods)
         check_choice("target", self.target, TARGETS)
-        if self.target == "predicted" and "ig:gold" in self.methods:
+        if self.target == "predicted" and any(m.split("/")[0] == "ig:gold" for m in self.methods):
             raise LightningIBAError("method ig:gold explains the gold label, but this run explains the predicted class "
                                     "(target predicted); use ig, which explains the run's target")
         self.betas = parse_betas(self.betas, "betas")
