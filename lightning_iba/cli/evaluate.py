@@ -151,7 +151,7 @@ class EvaluationSettings:
             raise LightningIBAError(f"instances must be at least 1 (or null for the whole split), got {self.instances}")
         self.methods = parse_methods(self.methods)
         check_choice("target", self.target, TARGETS)
-        if self.target == "predicted" and any(m.split("/")[0] == "ig:gold" for m in self.methods):
+        if self.target == "predicted" and any((spec.base, spec.variant) == ("ig", "gold") for spec in map(parse_method, self.methods)):
             raise LightningIBAError("method ig:gold explains the gold label, but this run explains the predicted class "
                                     "(target predicted); use ig, which explains the run's target")
         self.betas = parse_betas(self.betas, "betas")

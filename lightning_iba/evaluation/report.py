@@ -13,11 +13,11 @@ import pandas as pd
 from lightning_iba.data.tokens import SpecialTokens
 from lightning_iba.errors import LightningIBAError
 from lightning_iba.evaluation.degradation import DegradationSettings
-from lightning_iba.evaluation.intervals import DIFFERENCE_COLUMNS, BootstrapSettings, Intervals, bootstrap_values, seed_spread
+from lightning_iba.evaluation.intervals import BootstrapSettings, Intervals, bootstrap_values, seed_spread
 from lightning_iba.evaluation.metrics import curves_frame, instance_values, normalised_curves, summary
-from lightning_iba.evaluation.segments import ALL_TOKENS, has_scores, segment_values
+from lightning_iba.evaluation.segments import ALL_TOKENS, SHARES, has_scores, segment_values
 from lightning_iba.evaluation.shards import read_records
-from lightning_iba.evaluation.strata import label_frames, label_of, original_probabilities, strata_frames
+from lightning_iba.evaluation.strata import label_frames, label_of, strata_frames, whole_frames
 from lightning_iba.viz.curves import save_curves
 
 log = logging.getLogger("lightning_iba.evaluation")
@@ -124,8 +124,7 @@ def write_report(out: Path, dataset: str, methods: Sequence[str], records: list[
     if pairs is not None and records and all(map(has_scores, records)):  # where in the pair the removed tokens lie
         located = segment_values(records, methods, pairs, degradation)
         if len(located):  # else no instance loses a token at the headline fraction
-            segments, segment_differences = segment_frames(remove, located, _label_names(dataset) if bootstrap.by_label else None, bootstrap,
-                                                           by_label=bootstrap.by_label)
+            segments, segment_differences = segment_frames(remove, located, _label_names(dataset), bootstrap, by_label=bootstrap.by_label)
             _write_within(out, files, SEGMENT_FILES, segments, segment_differences, segments_markdown(segments, degradation, bootstrap))
     elif pairs is not None and records:
         log.warning("report: %s: some records hold no token scores (store_scores false when they were computed): no segments.md", out)
@@ -143,17 +142,13 @@ def segment_frames(remove: pd.DataFrame, values: pd.DataFrame, label_names: Sequ
     """The shares of segments.segment_values with paired bootstrap intervals over all instances (label "(all)") and,
     with `by_label` and two labels or more, within each gold label; the instances without a share are left out of both."""
     kept = remove[remove["id"].isin(values.index.get_level_values("id"))]
-    whole = bootstrap_values(values, bootstrap)
-    head = {"label": "(all)", "p0_min": float(original_probabilities(kept).min()), "p0_max": float(original_probabilities(kept).max()),
-            "p0_mean": float(original_probabilities(kept).mean()), "n": int(kept["id"].nunique())}
-    tables = [pd.DataFrame([{**head, "method": m, **row} for m, row in whole.table.to_dict("index").items()])]
-    differences = [whole.differences.assign(label="(all)")]
+    whole, whole_differences = whole_frames(kept, values, "(all)", "label", bootstrap)
+    tables, differences = [whole], [whole_differences]
     if by_label and label_of(kept).nunique() > 1:
         per_label, paired = label_frames(kept, values, label_names, bootstrap)
         tables.append(per_label)
         differences.append(paired)
-    paired = pd.concat(differences, ignore_index=True)
-    return pd.concat(tables, ignore_index=True), paired[["label", *DIFFERENCE_COLUMNS]]
+    return pd.concat(tables, ignore_index=True), pd.concat(differences, ignore_index=True)
 
 
 def _label_names(dataset: str) -> list[str] | None:
@@ -252,8 +247,7 @@ def strata_markdown(strata: pd.DataFrame, name: str, bootstrap: BootstrapSetting
     head = (
         f"{name} within {strata['stratum'].nunique()} equal-count strata of the model's original probability p_0 of the "
         f"explained class (1: lowest), each stratum with its own paired bootstrap ({_resampling(bootstrap)}): an absolute "
-        f"drop depends on p_0, so compare models of different "
-        f"confidence within a stratum."
+        f"drop depends on p_0, so compare models of different confidence within a stratum."
     )
     return head + "\n\n" + markdown_table(strata_table(strata, name))
 
@@ -262,8 +256,8 @@ def labels_markdown(labels: pd.DataFrame, name: str, bootstrap: BootstrapSetting
     """labels.md: a line saying what the rows are, then strata_table per gold label."""
     head = (
         f"{name} within each gold label, each with its own paired bootstrap ({_resampling(bootstrap)}): a method may work "
-        f"on some classes and not on others, and the "
-        f"classes differ in the model's confidence (mean p_0), so read this beside strata.md."
+        f"on some classes and not on others, and the classes differ in the model's confidence (mean p_0), so read this "
+        f"beside strata.md."
     )
     return head + "\n\n" + markdown_table(strata_table(labels, name, key="label"))
 
@@ -275,11 +269,10 @@ def segments_markdown(segments: pd.DataFrame, degradation: DegradationSettings, 
         f"{degradation.headline_name.replace('drop_', '')} % (its ranking and token count), the share in the second text "
         f"(`second_text`: the hypothesis) and the share whose word piece also occurs in the other text (`shared`); "
         f"`{ALL_TOKENS}` is the share among all removable tokens, what random picks get on average. Paired bootstrap "
-        f"({_resampling(bootstrap)}), over all instances and "
-        f"within each gold label."
+        f"({_resampling(bootstrap)}), over all instances and within each gold label."
     )
     parts = [head]
-    for share in ("second_text", "shared"):
+    for share in SHARES:
         parts.append(f"**{share}**\n\n" + markdown_table(strata_table(segments, share, key="label")))
     return "\n\n".join(parts)
 

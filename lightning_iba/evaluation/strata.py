@@ -73,6 +73,14 @@ def label_frames(frame: pd.DataFrame, values: pd.DataFrame, label_names: Sequenc
     return _within(frame, values, label.map(name), "label", [name(k) for k in present], settings)
 
 
+def whole_frames(frame: pd.DataFrame, values: pd.DataFrame, name: str, key: str,
+                 settings: BootstrapSettings | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """strata_frames' two tables with every instance of `values` in one group, named `name` in the column `key` (a
+    breakdown's "all instances" row beside its groups)."""
+    ids = values.index.get_level_values("id").unique()
+    return _within(frame, values, pd.Series(name, index=ids), key, [name], settings)
+
+
 def _within(frame: pd.DataFrame, values: pd.DataFrame, groups: pd.Series, key: str, order: list,
             settings: BootstrapSettings | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The two tables of strata_frames for any grouping of the instance ids (`groups`: id -> group, `order`: the groups
