@@ -23,7 +23,7 @@ EVAL_OVERRIDES = $(if $(METHODS),--methods $(METHODS)) $(if $(INSTANCES),--insta
 	$(if $(DEVICES),--devices $(DEVICES))
 CHECK_DATASET = @case " $(DATASETS) " in *" $(DATASET) "*) ;; *) echo "unknown DATASET '$(DATASET)'; valid: $(DATASETS)" >&2; exit 2;; esac
 
-.PHONY: install test demo finetune evaluate table1 reproduce reproduce-status layer-sweep beta-sweep docs gpu-benchmark clean
+.PHONY: install test demo finetune evaluate table1 reproduce reproduce-status reproduce-save layer-sweep beta-sweep docs gpu-benchmark clean
 
 install: $(STAMP)
 
@@ -77,6 +77,11 @@ reproduce: install
 # Where that reproduction stands: every stage, done (wall time) or running, interrupted, failed, not started.
 reproduce-status: install
 	@$(PY) -m lightning_iba.cli.reproduce --config configs/reproduce/$(PROFILE).yaml $(if $(ONLY),--only [$(ONLY)]) --status true
+
+# Copies the stage in progress (settings, shards, heartbeat) into results/<profile>/.../progress/ so that a commit
+# carries it: a fresh clone's `make reproduce` then resumes it (fine-tunes run again, and must give the same model).
+reproduce-save: install
+	@$(PY) -m lightning_iba.cli.reproduce --config configs/reproduce/$(PROFILE).yaml --save_progress true
 
 layer-sweep: install
 	$(CHECK_DATASET)

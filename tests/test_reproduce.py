@@ -593,3 +593,96 @@ def test_collecting_a_re_reported_run_drops_the_breakdowns_it_no_longer_has(tmp_
     (results / "eval-test" / "notes.md").write_text("kept")  # not a report file: left alone
     copy_small(runs, results, ["eval-test"], SMALL_FILES)
     assert sorted(p.name for p in (results / "eval-test").iterdir()) == ["notes.md", "strata.md", "table1.csv"]
+
+
+def fake_model(folder: Path, weights: bytes) -> str:
+    """A model folder as the fingerprint reads it; returns its fingerprint."""
+    from lightning_iba.models.fingerprint import model_fingerprint
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text('{"model_type": "bert"}')
+    (folder / "model.safetensors").write_bytes(weights)
+    return model_fingerprint(folder)
+
+
+def evaluation_writer(marker: Path, out: Path) -> list[str]:
+    """A stage command that counts its runs in `marker` and leaves a finished evaluation in `out` (settings of the
+    model its --checkpoint names)."""
+    code = ("import json, pathlib, sys; from lightning_iba.models.fingerprint import model_fingerprint as f; "
+            f"m = pathlib.Path({str(marker)!r}); m.write_text(str(int(m.read_text() if m.exists() else 0) + 1)); "
+            "a = sys.argv; o = pathlib.Path(a[a.index('--out') + 1]); o.mkdir(parents=True, exist_ok=True); "
+            "(o / 'settings.json').write_text(json.dumps({'model_fingerprint': f(a[a.index('--checkpoint') + 1])})); "
+            "(o / 'table1.csv').write_text('method,drop\\nrandom,0.1\\n')")
+    return [sys.executable, "-c", code, "--checkpoint", str(out.parent / "model"), "--out", str(out)]
+
+
+def test_on_a_fresh_clone_a_finished_stage_comes_from_the_committed_results_only_for_the_same_model(tmp_path, caplog):
+    """A new machine has the committed results but not runs/: a finished evaluation is taken from them if the model
+    fine-tuned again is the same (its fingerprint), else it runs again rather than mix two models."""
+    from lightning_iba.cli.reproduction_outputs import SMALL_FILES, copy_small
+
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    stages, marker, out = Stages(results, runs=runs), tmp_path / "count.txt", runs / "imdb" / "layer-sweep"
+    fake_model(runs / "imdb" / "model", b"weights")
+    stages.run("imdb/layer-sweep", evaluation_writer(marker, out))
+    copy_small(runs / "imdb", results / "imdb", ["layer-sweep"], SMALL_FILES)  # collect: what a commit carries
+    shutil_rmtree(out)  # another machine: runs/ is gone
+    stages.run("imdb/layer-sweep", evaluation_writer(marker, out))
+    assert marker.read_text() == "1" and (out / "table1.csv").read_text() == (results / "imdb" / "layer-sweep" / "table1.csv").read_text()
+    shutil_rmtree(out)
+    fake_model(runs / "imdb" / "model", b"other weights")  # the fine-tune did not give the same model
+    stages.run("imdb/layer-sweep", evaluation_writer(marker, out))
+    assert marker.read_text() == "2" and "not reused" in caplog.text and "so it runs again" in caplog.text
+    # without runs (the old behaviour of Stages) or with its folder present, a finished stage is simply skipped
+    stages.run("imdb/layer-sweep", evaluation_writer(marker, out))
+    assert marker.read_text() == "2"
+
+
+def test_a_saved_stage_in_progress_resumes_on_a_fresh_clone_with_its_shards_and_wall_time(tmp_path, caplog):
+    from lightning_iba.cli.reproduction_carry import PROGRESS_DIR, save_progress
+    from lightning_iba.cli.reproduction_outputs import SMALL_FILES, copy_small
+
+    caplog.set_level("INFO", logger="lightning_iba.reproduce")
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    stages, out = Stages(results, runs=runs), runs / "imdb" / "figure2b-dataset"
+    fingerprint = fake_model(runs / "imdb" / "model", b"weights")
+    (out / "shards").mkdir(parents=True)
+    (out / "settings.json").write_text(json.dumps({"model_fingerprint": fingerprint, "instances": 200}))
+    record = {"index": 0, "id": "a", "label": 1, "original_prob": 0.9, "remove": {}, "keep": {}}
+    (out / "shards" / "rank-0.jsonl").write_text(json.dumps(record) + "\n" + json.dumps({**record, "index": 1}) + "\n")
+    stages.running.write_text(json.dumps({"stage": "imdb/figure2b-dataset", "seconds": 3600.0, "attempts": 2, "commits": ["aaa"], "out": str(out)}))
+    said = save_progress(runs, results)
+    saved = results / "imdb" / "figure2b-dataset" / PROGRESS_DIR
+    assert "2 instances done (1.00 h over 2 attempt(s))" in said and (saved / "shards" / "rank-0.jsonl").is_file()
+    with pytest.raises(LightningIBAError, match="nothing to save"):
+        save_progress(runs, tmp_path / "elsewhere")
+    shutil_rmtree(runs / "imdb" / "figure2b-dataset")  # another machine: no runs/, no heartbeat
+    stages.running.unlink()
+    from lightning_iba.cli.reproduce import parse
+    from lightning_iba.cli.reproduction_status import status_text
+
+    status = status_text(parse(["--config", "configs/reproduce/cpu.yaml", "--runs", str(runs), "--results", str(results), "--only", "[imdb]"]))
+    assert "imdb/figure2b-dataset    saved after 60.0 min (attempt 2, 2 of 200 instances done)" in status and "the next run resumes it" in status
+    seen = tmp_path / "seen.txt"
+    check = [sys.executable, "-c", f"import pathlib; o = pathlib.Path({str(out)!r}); pathlib.Path({str(seen)!r}).write_text("
+             "str(len((o / 'shards' / 'rank-0.jsonl').read_text().splitlines())))", "--checkpoint", str(runs / "imdb" / "model"), "--out", str(out)]
+    stages.run("imdb/figure2b-dataset", check)
+    record = json.loads(stages.log.read_text().splitlines()[-1])
+    assert seen.read_text() == "2" and "2 instances done before" in caplog.text
+    assert record["attempts"] == 3 and record["seconds"] >= 3600 and record["commits"][0] == "aaa"
+    (out / "table1.csv").write_text("method,drop\n")
+    copy_small(runs / "imdb", results / "imdb", ["figure2b-dataset"], SMALL_FILES)  # finished: the saved progress goes
+    assert not saved.exists()
+    # progress of another model is not put back: the stage starts over
+    save_dir = results / "imdb" / "figure2b-reference"
+    (save_dir / PROGRESS_DIR / "shards").mkdir(parents=True)
+    (save_dir / PROGRESS_DIR / "settings.json").write_text(json.dumps({"model_fingerprint": "sha256:0000000000000000"}))
+    other = runs / "imdb" / "figure2b-reference"
+    stages.run("imdb/figure2b-reference", [sys.executable, "-c", "pass", "--checkpoint", str(runs / "imdb" / "model"), "--out", str(other)])
+    assert not (other / "settings.json").exists() and "not reused" in caplog.text
+
+
+def shutil_rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path)

@@ -97,9 +97,11 @@ def test_write_report_writes_the_segment_files_for_pairs_only(tmp_path):
     assert differences.columns[0] == "label" and set(differences["metric"]) == {"second_text", "shared"}
     text = (tmp_path / "segments.md").read_text()
     assert "**second_text**" in text and "**shared**" in text and f"| {ALL_TOKENS} second_text |" in text
+    assert "over all instances and within each gold label." in text
     report = write_report(tmp_path, "rte", ["premise", "hypothesis"], records, removable, "test",
                           BootstrapSettings(resamples=20, by_label=False), pairs=SPECIAL)
     assert report.segments["label"].unique().tolist() == ["(all)"]  # no per-label rows without by_label
+    assert "over all instances." in (tmp_path / "segments.md").read_text()  # and the page says so
 
     for rows, pairs in ((records, None), (records[:-1] + [{k: v for k, v in short.items() if k != "scores"}], SPECIAL), ([short], SPECIAL)):
         # not a pair task; a record without scores (a run resumed with store_scores changed); no instance loses a token

@@ -19,7 +19,8 @@ This module is the entry point only: it parses the config into the settings and 
 reproduction_settings (the settings), reproduction_stages (the resumable stage runner), reproduction_commands (the
 stage command lines), reproduction_plans (the stage sequences and the layer and beta choice), reproduction_outputs
 (collecting the small outputs), reproduction_figures (Figure 2), reproduction_summaries (the Markdown pages) and
-reproduction_status (`--status true`: where a run stands).
+reproduction_status (`--status true`: where a run stands) and reproduction_carry (going on from a fresh clone: finished
+stages from the committed results, a stage in progress from what `--save_progress true` committed).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from pathlib import Path
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from lightning_iba.cli.common import setup_logging
+from lightning_iba.cli.reproduction_carry import save_progress
 from lightning_iba.cli.reproduction_commands import rationale_evaluate_command, rationale_finetune_command
 from lightning_iba.cli.reproduction_figures import sweep_points, write_figure2
 from lightning_iba.cli.reproduction_outputs import collect, split_accuracy
@@ -53,6 +55,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--config", action=ActionConfigFile, help="configs/reproduce/<profile>.yaml")
     p.add_class_arguments(ReproduceSettings, None)
     p.add_argument("--status", type=bool, default=False, help="print where the reproduction stands (every stage, done or not) and exit")
+    p.add_argument("--save_progress", type=bool, default=False,
+                   help="copy the stage in progress (settings, shards, heartbeat) into <results> for a commit to carry to another machine, and exit")
     return p
 
 
@@ -86,7 +90,10 @@ def main(args: list[str] | None = None) -> None:
     if cfg["status"]:
         print(status_text(s))
         return
-    stages = Stages(Path(s.results))
+    if cfg["save_progress"]:
+        print(save_progress(Path(s.runs), Path(s.results)))
+        return
+    stages = Stages(Path(s.results), runs=Path(s.runs))
     start = time.time()
     stopped: list[str] = []
     plans = [(plan.name, partial(reproduce_dataset, s, plan)) for plan in s.datasets if s.runs_plan(plan.name)]

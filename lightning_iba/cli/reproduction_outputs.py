@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lightning_iba.cli.reproduction_carry import PROGRESS_DIR
 from lightning_iba.cli.reproduction_figures import write_figure2
 from lightning_iba.cli.reproduction_settings import ReproduceSettings, rationale_paths
 from lightning_iba.cli.reproduction_summaries import write_plausibility_summary, write_summary
@@ -50,6 +51,7 @@ def copy_small(runs: Path, results: Path, folders: list[str], names: tuple[str, 
         if not (runs / folder / "table1.csv").is_file():
             continue
         (results / folder).mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(results / folder / PROGRESS_DIR, ignore_errors=True)  # the stage's saved progress: finished now
         for name in names:
             if (runs / folder / name).is_file():
                 shutil.copy2(runs / folder / name, results / folder / name)

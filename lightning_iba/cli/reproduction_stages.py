@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lightning_iba.cli.reproduction_carry import argument, committed_folder, restore_finished, restore_progress
 from lightning_iba.errors import LightningIBAError
 
 log = logging.getLogger("lightning_iba.reproduce")
@@ -26,9 +27,12 @@ INTERPRETER = re.compile(r"^/\S*/python[0-9.]*\s")  # a machine's interpreter pa
 class Stages:
     """Runs commands as stages, skipping finished ones, recording each command and its wall time."""
 
-    def __init__(self, results: Path):
+    def __init__(self, results: Path, runs: Path | None = None):
+        """`runs`: the folder of the large outputs; given, an evaluation stage whose folder there is gone (another
+        machine) is taken from the committed outputs in `results` where they are of the same model (reproduction_carry)."""
         self.log = results / "stages.jsonl"
         self.running = results / "running.json"  # {stage, seconds, attempts, commits, out} of the stage in progress
+        self.results, self.runs = results, runs
         results.mkdir(parents=True, exist_ok=True)
 
     def done(self) -> dict[str, dict[str, Any]]:
@@ -39,13 +43,19 @@ class Stages:
         """Runs `command` unless the stage finished before (and its output `done_when`, if given, exists)."""
         finished = self.done().get(stage)
         printable = printable_command(command)
+        out = argument(command, "--out")  # an evaluation's folder: its progress
+        committed = committed_folder(Path(out), self.runs, self.results) if out and self.runs is not None else None
         if finished and (done_when is None or done_when.exists()):
-            if as_rerun(finished["command"]) == printable:
+            if as_rerun(finished["command"]) != printable:
+                log.warning("reproduce: %s finished before with another command, so it runs again; was: %s", stage, as_rerun(finished["command"]))
+            elif committed is None or (Path(out) / "table1.csv").is_file() or restore_finished(Path(out), committed, argument(command, "--checkpoint")):
                 log.info("reproduce: %s done before (%.0f s), skipped", stage, finished["seconds"])
                 return
-            log.warning("reproduce: %s finished before with another command, so it runs again; was: %s", stage, as_rerun(finished["command"]))
+            else:
+                log.warning("reproduce: %s finished before, but neither %s nor its committed outputs (same model) are here, so it runs again", stage, out)
+        elif committed is not None:
+            restore_progress(Path(out), committed, argument(command, "--checkpoint"), self.running, stage)
         earlier = self._earlier_attempts(stage)
-        out = command[command.index("--out") + 1] if "--out" in command[:-1] else None  # an evaluation's folder: its progress
         if finished and not earlier["attempts"] and out and Path(out).exists():  # a re-run's first attempt: keep the old results
             aside = move_aside(Path(out))
             log.warning("reproduce: %s: the earlier run's outputs moved to %s (the re-run would refuse to mix with them)", stage, aside)

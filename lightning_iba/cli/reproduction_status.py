@@ -1,6 +1,7 @@
 """Where a reproduction stands (`make reproduce-status`): every stage the plans will run, in order, with what the
 records say of it: done (wall time, attempts), running or interrupted (the heartbeat's running time), failed, or
-not started. It reads `<results>/stages.jsonl` and `<results>/running.json` only; nothing is run or changed.
+not started, or saved (a stage in progress committed by `--save_progress`). It reads `<results>/stages.jsonl`,
+`<results>/running.json` and the saved progress only; nothing is run or changed.
 "done" is the record's word: a stage whose command has changed since (new flags, another chosen layer) is
 re-run by `make reproduce`, which says so, but not flagged here (the commands depend on earlier stages' outputs)."""
 from __future__ import annotations
@@ -9,6 +10,7 @@ import json
 import time
 from pathlib import Path
 
+from lightning_iba.cli.reproduction_carry import HEARTBEAT_FILE, PROGRESS_DIR
 from lightning_iba.cli.reproduction_settings import ReproduceSettings
 from lightning_iba.cli.reproduction_stages import HEARTBEAT_SECONDS, read_stages
 from lightning_iba.errors import LightningIBAError
@@ -62,6 +64,12 @@ def stage_states(s: ReproduceSettings, now: float | None = None) -> list[tuple[s
         age = (now or time.time()) - heartbeat.stat().st_mtime
     except (OSError, ValueError):
         beat, age = {}, 0.0
+    saved = {}  # stage -> its progress committed by `--save_progress` (reproduction_carry), resumed on the next run
+    for path in sorted(results.glob(f"**/{PROGRESS_DIR}/{HEARTBEAT_FILE}")):
+        try:
+            saved[json.loads(path.read_text())["stage"]] = json.loads(path.read_text()) | {"out": str(path.parent)}
+        except (OSError, ValueError, KeyError):
+            continue
     planned = planned_stages(s)
     states = []
     for name in [*planned, *(n for n in last if n not in planned)]:
@@ -74,6 +82,9 @@ def stage_states(s: ReproduceSettings, now: float | None = None) -> list[tuple[s
                      f"interrupted after {beat['seconds'] / 60:.1f} min ({attempt}; {age / 60:.0f} min ago): run the reproduction again to resume it")
             if record is not None and record.get("status") == "done":
                 state += "; it had finished before with another command"
+        elif (kept := saved.get(name)) is not None and (record is None or record.get("status") != "done"):
+            state = (f"saved after {kept['seconds'] / 60:.1f} min (attempt {kept.get('attempts', 1)}{progress(kept['out'])}) in {kept['out']}: "
+                     "the next run resumes it")
         elif record is None:
             state = "not started"
         elif record.get("status") == "done":

@@ -263,13 +263,15 @@ def labels_markdown(labels: pd.DataFrame, name: str, bootstrap: BootstrapSetting
 
 
 def segments_markdown(segments: pd.DataFrame, degradation: DegradationSettings, bootstrap: BootstrapSettings) -> str:
-    """segments.md: what the shares are, then one table per share (rows: all instances, then each gold label)."""
+    """segments.md: what the shares are, then one table per share (rows: all instances, then each gold label when
+    segment_frames broke them down)."""
+    within = " and within each gold label" if (segments["label"] != "(all)").any() else ""
     head = (
         f"Where each method's removed tokens lie in the sentence pair: of the tokens the degradation test removes at "
         f"{degradation.headline_name.replace('drop_', '')} % (its ranking and token count), the share in the second text "
         f"(`second_text`: the hypothesis) and the share whose word piece also occurs in the other text (`shared`); "
         f"`{ALL_TOKENS}` is the share among all removable tokens, what random picks get on average. Paired bootstrap "
-        f"({_resampling(bootstrap)}), over all instances and within each gold label."
+        f"({_resampling(bootstrap)}), over all instances{within}."
     )
     parts = [head]
     for share in SHARES:
