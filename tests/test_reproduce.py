@@ -479,7 +479,7 @@ def test_a_stage_resumed_at_another_commit_records_both_and_a_rerun_supersedes_t
     assert "| a | failed (1) |" in stage_table([failed, records[1]])[2]
     readme = write_readme(SimpleNamespace(results=str(tmp_path / "results"), rationales=[], datasets=[]), tmp_path / "results").read_text()
     assert f"finished stages: {records[1]['seconds'] / 3600:.2f} h" in readme
-    assert f"superseded runs (re-run after their command changed: their outputs were replaced or moved aside) took another {records[0]['seconds'] / 3600:.2f} h" in readme
+    assert f"superseded runs (re-run after their command changed, or on a machine whose runs/ lacked their outputs, such as a fine-tune on a fresh clone: their outputs were replaced or moved aside) took another {records[0]['seconds'] / 3600:.2f} h" in readme
     assert "`aaa`, `bbb`" in readme
 
 

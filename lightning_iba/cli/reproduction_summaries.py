@@ -157,7 +157,7 @@ def write_plausibility_summary(s: ReproduceSettings) -> Path:
 
 def superseded(stages: list[dict[str, Any]]) -> list[bool]:
     """Per record, whether a later finished record of the same stage replaced it (a stage re-run after its command
-    changed): its outputs were overwritten, so its wall time is not part of the results' cost."""
+    changed, or on a fresh machine without its outputs): its outputs were overwritten, so its wall time is not part of the results' cost."""
     last_done = {r["stage"]: i for i, r in enumerate(stages) if r.get("status") == "done"}
     return [r.get("status") == "done" and i < last_done.get(r["stage"], -1) for i, r in enumerate(stages)]
 
@@ -187,7 +187,7 @@ def write_readme(s: ReproduceSettings, results: Path) -> Path:
         f"- code: commit(s) {', '.join(f'`{c}`' for c in commits) or 'none yet'} (per stage below; `+changes`: tracked files other than `results/` differed from it)",
         f"- wall time of the finished stages: {sum(r['seconds'] for r in done) / 3600:.2f} h on this machine (sum over stages; "
         "a stage resumed after a kill counts the running time of every attempt; every stage's own command is below)"
-        + (f"; superseded runs (re-run after their command changed: their outputs were replaced or moved aside) took another {sum(r['seconds'] for r in replaced) / 3600:.2f} h" if replaced else ""),
+        + (f"; superseded runs (re-run after their command changed, or on a machine whose runs/ lacked their outputs, such as a fine-tune on a fresh clone: their outputs were replaced or moved aside) took another {sum(r['seconds'] for r in replaced) / 3600:.2f} h" if replaced else ""),
         "- `table1.md`: Table 1 with intervals beside the paper's; per dataset `<dataset>/`: `finetune_metrics.json`, "
         "`selection.json` (layer and beta chosen on validation; `beta_sweep` names the sweep the beta was chosen in), "
         "`layer-sweep/` (Figure 2a), `beta-selection/`"
