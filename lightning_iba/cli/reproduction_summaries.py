@@ -183,7 +183,9 @@ def write_readme(s: ReproduceSettings, results: Path) -> Path:
     lines = [
         f"# Reproduction outputs ({Path(s.results).name})", "",
         "Written by `make reproduce PROFILE=cpu` (`python -m lightning_iba.cli.reproduce --config configs/reproduce/cpu.yaml`); "
-        "run it again to continue after an interruption: finished stages are skipped.", "",
+        "run it again to continue after an interruption: finished stages are skipped. On a fresh clone (no `runs/`) the fine-tunes "
+        "run again, and a finished evaluation is taken from these files only where its `settings.json` names the model the fine-tune "
+        "gave (else it runs again); a `progress/` folder is a stage in progress saved by `make reproduce-save`, which the next run resumes.", "",
         f"- code: commit(s) {', '.join(f'`{c}`' for c in commits) or 'none yet'} (per stage below; `+changes`: tracked files other than `results/` differed from it)",
         f"- wall time of the finished stages: {sum(r['seconds'] for r in done) / 3600:.2f} h on this machine (sum over stages; "
         "a stage resumed after a kill counts the running time of every attempt; every stage's own command is below)"
