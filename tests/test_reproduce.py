@@ -141,17 +141,17 @@ def test_figure2_panels_from_the_sweeps(tmp_path):
 
     s = ReproduceSettings(runs=str(tmp_path / "runs"), results=str(tmp_path / "results"),
                           datasets=[DatasetPlan("rte"), DatasetPlan("imdb", figure2b=True)])
-    for name in ("rte", "imdb"):
-        folder = tmp_path / "runs" / name / "layer-sweep"
+    for name in ("rte", "imdb"):  # the sweeps as collected into results (a fresh clone's runs has only its own)
+        folder = tmp_path / "results" / name / "layer-sweep"
         folder.mkdir(parents=True)
         pd.DataFrame({"method": [f"layer {i}" for i in range(3)], "drop_11": [0.1, 0.2, 0.15], "drop_11_lo": [0.05, 0.1, 0.1],
                       "drop_11_hi": [0.15, 0.3, 0.2]}).set_index("method").to_csv(folder / "metrics.csv")
     for estimator in ("dataset", "reference"):
-        folder = tmp_path / "runs" / "imdb" / f"figure2b-{estimator}"
+        folder = tmp_path / "results" / "imdb" / f"figure2b-{estimator}"
         folder.mkdir(parents=True)
         pd.DataFrame({"method": ["beta 1e-08", "beta 1e-05", "beta 0.1", "x only"], "drop_11": [0.2, 0.2, 0.1, 0.05]}).set_index(
             "method").to_csv(folder / "metrics.csv")
-    points = sweep_points(tmp_path / "runs" / "imdb" / "figure2b-dataset" / "metrics.csv", "beta ", estimator="dataset")
+    points = sweep_points(tmp_path / "results" / "imdb" / "figure2b-dataset" / "metrics.csv", "beta ", estimator="dataset")
     assert points["value"].tolist() == [1e-8, 1e-5, 0.1] and set(points["estimator"]) == {"dataset"}
     written = write_figure2(s)
     assert [p.name for p in written] == ["figure2a.png", "figure2b.png"] and all(p.stat().st_size > 1000 for p in written)
@@ -566,15 +566,15 @@ def test_a_rerun_moves_the_earlier_outputs_aside_once_so_the_evaluation_does_not
     out = tmp_path / "eval-test"
     # the stage writes a file named after its command into --out, and refuses a folder another command wrote (as evaluate.py does)
     write = lambda tag: [sys.executable, "-c", f"import pathlib, sys; o = pathlib.Path(sys.argv[2]); o.mkdir(exist_ok=True); "  # noqa: E731
-                         f"sys.exit(3) if any(p.name != {tag!r} for p in o.iterdir()) else (o / {tag!r}).write_text('x')", "--out", str(out)]
+                         f"sys.exit(3) if any(p.name not in ({tag!r}, 'stage.json') for p in o.iterdir()) else (o / {tag!r}).write_text('x')", "--out", str(out)]
     stages.run("d/evaluate-test", write("first"))
     stages.run("d/evaluate-test", write("second"))  # another command: the first run's folder goes aside, the re-run succeeds
-    assert sorted(p.name for p in out.iterdir()) == ["second"]
-    assert sorted(p.name for p in (tmp_path / "eval-test-superseded-1").iterdir()) == ["first"]
+    assert sorted(p.name for p in out.iterdir()) == ["second", "stage.json"]  # stage.json: the command that wrote them
+    assert sorted(p.name for p in (tmp_path / "eval-test-superseded-1").iterdir()) == ["first", "stage.json"]
     # a re-run interrupted mid-way (its heartbeat left) resumes in its own folder: nothing is moved again
     stages.running.write_text(json.dumps({"stage": "d/evaluate-test", "seconds": 5.0, "attempts": 1, "commits": ["x"]}))
     stages.run("d/evaluate-test", write("second") + ["--again"])
-    assert sorted(p.name for p in out.iterdir()) == ["second"] and not (tmp_path / "eval-test-superseded-2").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["second", "stage.json"] and not (tmp_path / "eval-test-superseded-2").exists()
     stages.run("d/evaluate-test", write("third"))  # changed again, nothing in flight: superseded-2
     assert (tmp_path / "eval-test-superseded-2" / "second").exists() and (out / "third").exists()
 
@@ -633,24 +633,46 @@ def test_on_a_fresh_clone_a_finished_stage_comes_from_the_committed_results_only
     fake_model(runs / "imdb" / "model", b"other weights")  # the fine-tune did not give the same model
     stages.run("imdb/layer-sweep", evaluation_writer(marker, out))
     assert marker.read_text() == "2" and "not reused" in caplog.text and "so it runs again" in caplog.text
-    # without runs (the old behaviour of Stages) or with its folder present, a finished stage is simply skipped
+    # with its folder present, a finished stage is simply skipped
     stages.run("imdb/layer-sweep", evaluation_writer(marker, out))
     assert marker.read_text() == "2"
+    # the record names a command whose outputs were not collected yet (a commit between the stage's end and collect):
+    # the committed outputs, of the command before, are not taken for it
+    copy_small(runs / "imdb", results / "imdb", ["layer-sweep"], SMALL_FILES)
+    shutil_rmtree(out)
+    changed = evaluation_writer(marker, out) + ["--instances", "300"]
+    stages.run("imdb/layer-sweep", changed)  # runs: another command than the record's
+    record = json.loads(stages.log.read_text().splitlines()[-1])
+    assert marker.read_text() == "3" and json.loads((out / "stage.json").read_text())["command"] == record["command"]
+    shutil_rmtree(out)  # ... and that machine went away before collect
+    stages.run("imdb/layer-sweep", changed)
+    assert marker.read_text() == "4" and "not by this stage's command: not reused" in caplog.text
 
 
 def test_a_saved_stage_in_progress_resumes_on_a_fresh_clone_with_its_shards_and_wall_time(tmp_path, caplog):
     from lightning_iba.cli.reproduction_carry import PROGRESS_DIR, save_progress
     from lightning_iba.cli.reproduction_outputs import SMALL_FILES, copy_small
+    from lightning_iba.cli.reproduction_stages import printable_command
+    from lightning_iba.evaluation.settings import check_resumable
 
     caplog.set_level("INFO", logger="lightning_iba.reproduce")
     runs, results = tmp_path / "runs", tmp_path / "results"
     stages, out = Stages(results, runs=runs), runs / "imdb" / "figure2b-dataset"
     fingerprint = fake_model(runs / "imdb" / "model", b"weights")
     (out / "shards").mkdir(parents=True)
-    (out / "settings.json").write_text(json.dumps({"model_fingerprint": fingerprint, "instances": 200}))
+    identity = {"model_fingerprint": fingerprint, "checkpoint": "/another/machine/runs/imdb/model", "instances": 200, "target": "gold",
+                "data": {"files": {"path": "/another/machine/shared/test.csv", "sha256": "ab12"}}}
+    (out / "settings.json").write_text(json.dumps(identity))
     record = {"index": 0, "id": "a", "label": 1, "original_prob": 0.9, "remove": {}, "keep": {}}
     (out / "shards" / "rank-0.jsonl").write_text(json.dumps(record) + "\n" + json.dumps({**record, "index": 1}) + "\n")
-    stages.running.write_text(json.dumps({"stage": "imdb/figure2b-dataset", "seconds": 3600.0, "attempts": 2, "commits": ["aaa"], "out": str(out)}))
+    seen = tmp_path / "seen.txt"
+    check = [sys.executable, "-c", f"import pathlib; o = pathlib.Path({str(out)!r}); pathlib.Path({str(seen)!r}).write_text("
+             "str(len((o / 'shards' / 'rank-0.jsonl').read_text().splitlines())))", "--checkpoint", str(runs / "imdb" / "model"), "--out", str(out)]
+    beat = {"stage": "imdb/figure2b-dataset", "seconds": 3600.0, "attempts": 2, "commits": ["aaa"], "out": str(out)}
+    stages.running.write_text(json.dumps(beat))
+    with pytest.raises(LightningIBAError, match="names no command"):  # a heartbeat of older code: nothing to resume it by
+        save_progress(runs, results)
+    stages.running.write_text(json.dumps({**beat, "command": printable_command(check)}))
     said = save_progress(runs, results)
     saved = results / "imdb" / "figure2b-dataset" / PROGRESS_DIR
     assert "2 instances done (1.00 h over 2 attempt(s))" in said and (saved / "shards" / "rank-0.jsonl").is_file()
@@ -663,12 +685,17 @@ def test_a_saved_stage_in_progress_resumes_on_a_fresh_clone_with_its_shards_and_
 
     status = status_text(parse(["--config", "configs/reproduce/cpu.yaml", "--runs", str(runs), "--results", str(results), "--only", "[imdb]"]))
     assert "imdb/figure2b-dataset    saved after 60.0 min (attempt 2, 2 of 200 instances done)" in status and "the next run resumes it" in status
-    seen = tmp_path / "seen.txt"
-    check = [sys.executable, "-c", f"import pathlib; o = pathlib.Path({str(out)!r}); pathlib.Path({str(seen)!r}).write_text("
-             "str(len((o / 'shards' / 'rank-0.jsonl').read_text().splitlines())))", "--checkpoint", str(runs / "imdb" / "model"), "--out", str(out)]
+    with pytest.raises(LightningIBAError, match="failed"):  # another command: nothing restored (so this one finds no shards)
+        stages.run("imdb/figure2b-dataset", check + ["--layer", "3"])
+    assert not (out / "settings.json").exists() and "not of this stage's command: not resumed" in caplog.text
     stages.run("imdb/figure2b-dataset", check)
     record = json.loads(stages.log.read_text().splitlines()[-1])
     assert seen.read_text() == "2" and "2 instances done before" in caplog.text
+    # evaluate.py --resume takes the restored run here, where the model and data lie elsewhere but are the same
+    check_resumable(out, {**identity, "checkpoint": str(runs / "imdb" / "model"), "data": {"files": {"path": "/here/test.csv", "sha256": "ab12"}}}, True)
+    for changed in ({"model_fingerprint": "sha256:0"}, {"data": {"files": {"path": "/here/test.csv", "sha256": "cd34"}}}, {"instances": 100}):
+        with pytest.raises(LightningIBAError, match="refused|different settings"):
+            check_resumable(out, {**identity, **changed}, True)
     assert record["attempts"] == 3 and record["seconds"] >= 3600 and record["commits"][0] == "aaa"
     (out / "table1.csv").write_text("method,drop\n")
     copy_small(runs / "imdb", results / "imdb", ["figure2b-dataset"], SMALL_FILES)  # finished: the saved progress goes
@@ -678,8 +705,10 @@ def test_a_saved_stage_in_progress_resumes_on_a_fresh_clone_with_its_shards_and_
     (save_dir / PROGRESS_DIR / "shards").mkdir(parents=True)
     (save_dir / PROGRESS_DIR / "settings.json").write_text(json.dumps({"model_fingerprint": "sha256:0000000000000000"}))
     other = runs / "imdb" / "figure2b-reference"
-    stages.run("imdb/figure2b-reference", [sys.executable, "-c", "pass", "--checkpoint", str(runs / "imdb" / "model"), "--out", str(other)])
-    assert not (other / "settings.json").exists() and "not reused" in caplog.text
+    command = [sys.executable, "-c", "pass", "--checkpoint", str(runs / "imdb" / "model"), "--out", str(other)]
+    (save_dir / PROGRESS_DIR / "heartbeat.json").write_text(json.dumps({**beat, "stage": "imdb/figure2b-reference", "command": printable_command(command)}))
+    stages.run("imdb/figure2b-reference", command)
+    assert not (other / "settings.json").exists() and "(fine-tuned again with other weights): not reused" in caplog.text
 
 
 def shutil_rmtree(path: Path) -> None:

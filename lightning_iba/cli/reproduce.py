@@ -93,7 +93,7 @@ def main(args: list[str] | None = None) -> None:
     if cfg["save_progress"]:
         print(save_progress(Path(s.runs), Path(s.results)))
         return
-    stages = Stages(Path(s.results), runs=Path(s.runs))
+    stages = Stages(Path(s.results), runs=Path(s.runs), after=partial(collect, s))
     start = time.time()
     stopped: list[str] = []
     plans = [(plan.name, partial(reproduce_dataset, s, plan)) for plan in s.datasets if s.runs_plan(plan.name)]

@@ -28,18 +28,19 @@ def measured_n(points: pd.DataFrame) -> str:
 
 def write_figure2(s: ReproduceSettings) -> list[Path]:
     """Figure 2a (drop at the headline fraction per layer, every dataset) and 2b (per beta, both estimators,
-    with "X only" dashed) as single panels in `results`, from the finished sweeps."""
+    with "X only" dashed) as single panels in `results`, from the finished sweeps as collected there (a fresh clone's
+    `runs` has only the sweeps of this machine)."""
     from lightning_iba.viz.curves import save_sweep
 
     written = []
-    layers = [sweep_points(f, "layer ", dataset=p.name) for p in s.datasets if (f := Path(s.runs) / p.name / "layer-sweep" / "metrics.csv").is_file()]
+    layers = [sweep_points(f, "layer ", dataset=p.name) for p in s.datasets if (f := Path(s.results) / p.name / "layer-sweep" / "metrics.csv").is_file()]
     if layers:
         points = pd.concat(layers, ignore_index=True).rename(columns={"value": "layer"})
         drop = drop_column(points.columns)
         written.append(save_sweep(Path(s.results) / "figure2a.png", points, "layer", drop, "dataset",
                                   title=f"IBA after each layer, validation (n={measured_n(points)} per dataset)"))
     for p in s.datasets:
-        runs = [(e, Path(s.runs) / p.name / f"figure2b-{e}" / "metrics.csv") for e in s.figure2b_estimators]
+        runs = [(e, Path(s.results) / p.name / f"figure2b-{e}" / "metrics.csv") for e in s.figure2b_estimators]
         runs = [(e, f) for e, f in runs if f.is_file()]
         if not runs:
             continue

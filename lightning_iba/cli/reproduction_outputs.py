@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lightning_iba.cli.reproduction_carry import PROGRESS_DIR
+from lightning_iba.cli.reproduction_carry import PROGRESS_DIR, STAGE_FILE
 from lightning_iba.cli.reproduction_figures import write_figure2
 from lightning_iba.cli.reproduction_settings import ReproduceSettings, rationale_paths
 from lightning_iba.cli.reproduction_summaries import write_plausibility_summary, write_summary
@@ -17,7 +17,7 @@ from lightning_iba.evaluation.report import LABEL_FILES, SEGMENT_FILES, STRATA_F
 #: the report's breakdowns that a re-report may drop (evaluate.py --bootstrap.strata 0, --bootstrap.by_label false, ...)
 OPTIONAL_FILES = (*STRATA_FILES, *LABEL_FILES, *SEGMENT_FILES)
 SMALL_FILES = ("table1.csv", "table1.md", "metrics.csv", "curves.csv", "curves.png", "differences.csv", "differences.md", "settings.json", "timing.csv",
-               *OPTIONAL_FILES)
+               STAGE_FILE, *OPTIONAL_FILES)
 PLAUSIBILITY_FILES = ("plausibility.csv", "plausibility.md", "plausibility_differences.csv", "plausibility_differences.md", "plausibility_coverage.json")
 
 

@@ -13,9 +13,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from lightning_iba.cli.reproduction_carry import argument, committed_folder, restore_finished, restore_progress
+from lightning_iba.cli.reproduction_carry import argument, committed_folder, restore_finished, restore_progress, write_stage_file
 from lightning_iba.errors import LightningIBAError
 
 log = logging.getLogger("lightning_iba.reproduce")
@@ -27,12 +27,14 @@ INTERPRETER = re.compile(r"^/\S*/python[0-9.]*\s")  # a machine's interpreter pa
 class Stages:
     """Runs commands as stages, skipping finished ones, recording each command and its wall time."""
 
-    def __init__(self, results: Path, runs: Path | None = None):
+    def __init__(self, results: Path, runs: Path | None = None, after: Callable[[], None] | None = None):
         """`runs`: the folder of the large outputs; given, an evaluation stage whose folder there is gone (another
-        machine) is taken from the committed outputs in `results` where they are of the same model (reproduction_carry)."""
+        machine) is taken from the committed outputs in `results` where they are of the same command and model
+        (reproduction_carry). `after`: called after each stage that finished (the reproduction collects its outputs, so
+        that `results` never pairs a stage's record with an older run's outputs for longer than that)."""
         self.log = results / "stages.jsonl"
-        self.running = results / "running.json"  # {stage, seconds, attempts, commits, out} of the stage in progress
-        self.results, self.runs = results, runs
+        self.running = results / "running.json"  # {stage, seconds, attempts, commits, out, command} of the stage in progress
+        self.results, self.runs, self.after = results, runs, after
         results.mkdir(parents=True, exist_ok=True)
 
     def done(self) -> dict[str, dict[str, Any]]:
@@ -48,13 +50,14 @@ class Stages:
         if finished and (done_when is None or done_when.exists()):
             if as_rerun(finished["command"]) != printable:
                 log.warning("reproduce: %s finished before with another command, so it runs again; was: %s", stage, as_rerun(finished["command"]))
-            elif committed is None or (Path(out) / "table1.csv").is_file() or restore_finished(Path(out), committed, argument(command, "--checkpoint")):
+            elif committed is None or (Path(out) / "table1.csv").is_file() or restore_finished(Path(out), committed, printable, argument(command, "--checkpoint")):
                 log.info("reproduce: %s done before (%.0f s), skipped", stage, finished["seconds"])
                 return
             else:
-                log.warning("reproduce: %s finished before, but neither %s nor its committed outputs (same model) are here, so it runs again", stage, out)
-        elif committed is not None:
-            restore_progress(Path(out), committed, argument(command, "--checkpoint"), self.running, stage)
+                log.warning("reproduce: %s finished before, but neither %s nor its committed outputs (this command, same model) are "
+                            "here, so it runs again", stage, out)
+        if committed is not None:
+            restore_progress(Path(out), committed, stage, printable, argument(command, "--checkpoint"), self.running)
         earlier = self._earlier_attempts(stage)
         if finished and not earlier["attempts"] and out and Path(out).exists():  # a re-run's first attempt: keep the old results
             aside = move_aside(Path(out))
@@ -66,7 +69,7 @@ class Stages:
         commits = list(dict.fromkeys([*before, commit]))  # every attempt's, first seen first
         start = time.time()
         elapsed = lambda: round(earlier["seconds"] + time.time() - start, 1)  # noqa: E731
-        beat = lambda: self._beat(stage, elapsed(), earlier["attempts"] + 1, commits, out)  # noqa: E731
+        beat = lambda: self._beat(stage, elapsed(), earlier["attempts"] + 1, commits, out, printable)  # noqa: E731
         process = subprocess.Popen(command, cwd=REPO)
         beat()  # a kill before the first interval still counts the attempt
         while True:
@@ -83,6 +86,10 @@ class Stages:
         self.running.unlink(missing_ok=True)
         if returncode != 0:
             raise LightningIBAError(f"reproduce: stage {stage} failed (exit {returncode}); fix it and run the same command again")
+        if out and Path(out).is_dir():
+            write_stage_file(Path(out), stage, printable)
+        if self.after is not None:
+            self.after()
 
     def _earlier_attempts(self, stage: str) -> dict[str, Any]:
         """Running time, number and commits of the killed attempts at `stage` (none if the heartbeat names another stage)."""
@@ -92,10 +99,10 @@ class Stages:
             beat = {}
         return beat if beat.get("stage") == stage else {"stage": stage, "seconds": 0.0, "attempts": 0, "commits": []}
 
-    def _beat(self, stage: str, seconds: float, attempts: int, commits: list[str], out: str | None = None) -> None:
+    def _beat(self, stage: str, seconds: float, attempts: int, commits: list[str], out: str | None = None, command: str | None = None) -> None:
         partial = self.running.with_suffix(".tmp")
         partial.write_text(json.dumps({"stage": stage, "seconds": seconds, "attempts": attempts, "commits": commits,
-                                       **({"out": out} if out else {})}))
+                                       **({"out": out} if out else {}), **({"command": command} if command else {})}))
         partial.replace(self.running)  # atomic: a kill leaves the previous beat or this one
 
 

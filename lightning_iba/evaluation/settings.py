@@ -65,7 +65,18 @@ def check_resumable(out: str | Path, identity: dict[str, Any], resume: bool) -> 
             f"--resume refused: {out} holds results of model {previous.get('model_fingerprint')} ({previous.get('checkpoint')}), "
             f"but {identity.get('checkpoint')} is now model {identity.get('model_fingerprint')} (retrained?); use another --out"
         )
-    diff = [f"{k}: {previous.get(k)!r} -> {identity.get(k)!r}" for k in sorted(set(previous) | set(identity))
-            if k not in NOT_COMPARED and previous.get(k) != identity.get(k)]
+    before, now = comparable(previous), comparable(identity)
+    diff = [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
+            if k not in NOT_COMPARED and before.get(k) != now.get(k)]
     if diff:
         raise LightningIBAError(f"--resume with different settings than {path} ({'; '.join(diff)})")
+
+
+def comparable(settings: Any) -> Any:
+    """Settings without where this machine keeps the model and the data: the checkpoint's path (the model is compared by
+    its fingerprint) and the path beside each content digest (the data by that digest). So a run copied to another
+    machine or clone (reproduction_carry) resumes there, and a changed model or file is still refused."""
+    if isinstance(settings, dict):
+        return {k: comparable(v) for k, v in settings.items()
+                if not (k == "checkpoint" and "model_fingerprint" in settings) and not (k == "path" and "sha256" in settings)}
+    return settings
