@@ -647,6 +647,9 @@ def test_on_a_fresh_clone_a_finished_stage_comes_from_the_committed_results_only
     shutil_rmtree(out)  # ... and that machine went away before collect
     stages.run("imdb/layer-sweep", changed)
     assert marker.read_text() == "4" and "not by this stage's command: not reused" in caplog.text
+    (out / "stage.json").unlink()  # outputs that no record vouches for (a kill before stage.json): collect drops the old one
+    copy_small(runs / "imdb", results / "imdb", ["layer-sweep"], SMALL_FILES)
+    assert not (results / "imdb" / "layer-sweep" / "stage.json").exists()
 
 
 def test_a_saved_stage_in_progress_resumes_on_a_fresh_clone_with_its_shards_and_wall_time(tmp_path, caplog):
@@ -684,7 +687,7 @@ def test_a_saved_stage_in_progress_resumes_on_a_fresh_clone_with_its_shards_and_
     from lightning_iba.cli.reproduction_status import status_text
 
     status = status_text(parse(["--config", "configs/reproduce/cpu.yaml", "--runs", str(runs), "--results", str(results), "--only", "[imdb]"]))
-    assert "imdb/figure2b-dataset    saved after 60.0 min (attempt 2, 2 of 200 instances done)" in status and "the next run resumes it" in status
+    assert "imdb/figure2b-dataset    saved after 60.0 min (attempt 2, 2 of 200 instances done)" in status and "the next run resumes it if its command is unchanged" in status
     with pytest.raises(LightningIBAError, match="failed"):  # another command: nothing restored (so this one finds no shards)
         stages.run("imdb/figure2b-dataset", check + ["--layer", "3"])
     assert not (out / "settings.json").exists() and "not of this stage's command: not resumed" in caplog.text

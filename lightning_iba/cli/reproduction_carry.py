@@ -65,7 +65,7 @@ def same_model(settings_folder: Path, checkpoint: str | None) -> bool:
         return False
     try:
         now = model_fingerprint(checkpoint)
-    except LightningIBAError:  # no model there (yet)
+    except (LightningIBAError, OSError, ValueError):  # no model there (yet), or a damaged one
         return False
     if settings["model_fingerprint"] != now:
         log.warning("reproduce: %s was computed with model %s, but %s is now model %s (fine-tuned again with other weights): "
@@ -98,7 +98,10 @@ def restore_progress(out: Path, committed: Path, stage: str, command: str, check
     saved = committed / PROGRESS_DIR
     if (out / SETTINGS_FILE).is_file() or not (saved / SETTINGS_FILE).is_file():
         return False
-    heartbeat = json.loads((saved / HEARTBEAT_FILE).read_text()) if (saved / HEARTBEAT_FILE).is_file() else {}
+    try:
+        heartbeat = json.loads((saved / HEARTBEAT_FILE).read_text())
+    except (OSError, ValueError):
+        heartbeat = {}
     if heartbeat.get("stage") != stage or heartbeat.get("command") != command:
         log.warning("reproduce: %s holds progress of %s, not of this stage's command: not resumed (the stage starts over)", saved,
                     heartbeat.get("command") or "an unrecorded command")

@@ -1,4 +1,4 @@
-"""The reproduction's small outputs: `collect` copies them from `<runs>` to `<results>` after each plan (tables,
+"""The reproduction's small outputs: `collect` copies them from `<runs>` to `<results>` after each stage and plan (tables,
 curves, sweeps, plausibility files, each evaluated split's accuracy with a Wilson interval), then writes Figure 2 and
 the summaries."""
 from __future__ import annotations
@@ -55,7 +55,7 @@ def copy_small(runs: Path, results: Path, folders: list[str], names: tuple[str, 
         for name in names:
             if (runs / folder / name).is_file():
                 shutil.copy2(runs / folder / name, results / folder / name)
-            elif name in OPTIONAL_FILES:
+            elif name in OPTIONAL_FILES or name == STAGE_FILE:  # a stage.json of an older run would vouch for these outputs
                 (results / folder / name).unlink(missing_ok=True)
     metrics = runs / "model" / "finetune_metrics.json"
     if metrics.is_file():

@@ -79,6 +79,8 @@ class Stages:
             except subprocess.TimeoutExpired:
                 beat()
         seconds = elapsed()
+        if returncode == 0 and out and Path(out).is_dir():  # before the record: a kill between the two leaves no stale stage.json
+            write_stage_file(Path(out), stage, printable)
         with self.log.open("a") as fh:
             fh.write(json.dumps({"stage": stage, "command": printable, "seconds": seconds, "attempts": earlier["attempts"] + 1,
                                  "commit": commit, "commits": commits, "status": "done" if returncode == 0 else f"failed ({returncode})",
@@ -86,8 +88,6 @@ class Stages:
         self.running.unlink(missing_ok=True)
         if returncode != 0:
             raise LightningIBAError(f"reproduce: stage {stage} failed (exit {returncode}); fix it and run the same command again")
-        if out and Path(out).is_dir():
-            write_stage_file(Path(out), stage, printable)
         if self.after is not None:
             self.after()
 

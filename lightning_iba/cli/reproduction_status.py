@@ -84,7 +84,7 @@ def stage_states(s: ReproduceSettings, now: float | None = None) -> list[tuple[s
                 state += "; it had finished before with another command"
         elif (kept := saved.get(name)) is not None and (record is None or record.get("status") != "done"):
             state = (f"saved after {kept['seconds'] / 60:.1f} min (attempt {kept.get('attempts', 1)}{progress(kept['out'])}) in {kept['out']}: "
-                     "the next run resumes it")
+                     "the next run resumes it if its command is unchanged")
         elif record is None:
             state = "not started"
         elif record.get("status") == "done":
